@@ -1,0 +1,1 @@
+//! mdev-sim: a simulated mdev host.

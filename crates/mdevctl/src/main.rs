@@ -1,0 +1,2 @@
+//! The `mdevctl` binary (and `lsmdev` by argv[0]).
+fn main() {}

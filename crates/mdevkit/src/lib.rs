@@ -1,0 +1,1 @@
+//! mdevkit: the library behind the `mdevctl` and `lsmdev` commands.
