@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{compact, read_jsonfile, subject, Context, OpError};
+use super::{compact, subject, Context, OpError};
 use crate::callouts::{Action, Force, Subject};
 use crate::config::DeviceConfig;
 use crate::store;
@@ -31,6 +31,12 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
         None => None,
     };
     let (parent, config) = if let Some(path) = &o.jsonfile {
+        // Upstream's order (spec §4.3): the file must open, then a parent is required,
+        // then an existing definition is refused, and only then is the content parsed.
+        let bytes = ctx.host.read(path).map_err(|source| OpError::ReadJson {
+            path: path.clone(),
+            source,
+        })?;
         let parent = o.parent.clone().ok_or(OpError::ParentRequired {
             what: "define device",
             path: path.clone(),
@@ -38,7 +44,11 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
         if store::exists(&ctx.host, &parent, &uuid) {
             return Err(OpError::AlreadyDefined { uuid, parent });
         }
-        (parent, read_jsonfile(&ctx.host, path)?)
+        let config = DeviceConfig::from_slice(&bytes).map_err(|source| OpError::BadJson {
+            path: path.clone(),
+            source,
+        })?;
+        (parent, config)
     } else {
         if o.parent.is_none() && (active.is_none() || o.mdev_type.is_some()) {
             return Err(OpError::NoParent);
