@@ -56,6 +56,9 @@ pub enum OpError {
     },
     #[error("Multiple definitions found for {uuid}, specify a parent")]
     MultipleDefinitions { uuid: Uuid },
+    /// `start`'s wording of the same condition (upstream words it differently there).
+    #[error("Multiple definitions found for device {uuid}. Please specify a parent.")]
+    MultipleDefinitionsToStart { uuid: Uuid },
     #[error("No devices match the specified uuid")]
     NoMatch,
     #[error("Undefine failed")]

@@ -43,7 +43,7 @@ fn plan(ctx: &Context, o: &StartOptions) -> Result<Plan, OpError> {
     if let Some(uuid) = o.uuid {
         let mut defs = definitions_of(ctx, &uuid, o.parent.as_ref())?;
         if defs.len() > 1 {
-            return Err(OpError::MultipleDefinitions { uuid });
+            return Err(OpError::MultipleDefinitionsToStart { uuid });
         }
         if let Some(d) = defs.pop() {
             if let Some(t) = &o.mdev_type {
