@@ -353,8 +353,9 @@ impl Callouts {
 }
 
 /// Whether a failing `pre` callout stops the command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Force {
+    #[default]
     No,
     Yes,
 }
