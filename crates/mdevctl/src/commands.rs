@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::CommandFactory;
 use mdevctl::cli::{Command, ListArgs, Mdevctl, ModifyArgs, TypesArgs};
+use mdevkit::callouts::Force;
 use mdevkit::ops::define::DefineOptions;
 use mdevkit::ops::list::{ListOptions, Source};
 use mdevkit::ops::modify::{Change, ModifyOptions, Target};
@@ -59,6 +60,14 @@ pub fn check_relations(cmd: &Command) {
                 )
                 .exit();
         }
+    }
+}
+
+fn force(flag: bool) -> Force {
+    if flag {
+        Force::Yes
+    } else {
+        Force::No
     }
 }
 
@@ -129,7 +138,7 @@ fn modify_options(a: ModifyArgs) -> ModifyOptions {
         mdev_type: a.mdev_type,
         change,
         target,
-        force: a.force,
+        force: force(a.force),
     }
 }
 
@@ -148,7 +157,7 @@ pub fn change(ctx: &Context, cmd: Command) -> anyhow::Result<String> {
                     StartMode::Manual
                 },
                 jsonfile: a.jsonfile,
-                force: a.force,
+                force: force(a.force),
             },
         )?,
         Command::Undefine(a) => ops::undefine::undefine(
@@ -156,7 +165,7 @@ pub fn change(ctx: &Context, cmd: Command) -> anyhow::Result<String> {
             &UndefineOptions {
                 uuid: a.uuid,
                 parent: a.parent,
-                force: a.force,
+                force: force(a.force),
             },
         )?,
         Command::Modify(a) => ops::modify::modify(ctx, &modify_options(a))?,
@@ -167,14 +176,14 @@ pub fn change(ctx: &Context, cmd: Command) -> anyhow::Result<String> {
                 parent: a.parent,
                 mdev_type: a.mdev_type,
                 jsonfile: a.jsonfile,
-                force: a.force,
+                force: force(a.force),
             },
         )?,
         Command::Stop(a) => ops::stop::stop(
             ctx,
             &StopOptions {
                 uuid: a.uuid,
-                force: a.force,
+                force: force(a.force),
             },
         )?,
         Command::StartParentMdevs(a) => ops::autostart::start_parent_mdevs(ctx, &a.parent)?,

@@ -74,8 +74,9 @@ pub struct Callouts {
     scripts: RefCell<Option<Vec<PathBuf>>>,
     /// Versioned-script discovery results, including "none", per (parent, type).
     versioned: RefCell<HashMap<(ParentName, TypeName), Option<Chosen>>>,
-    /// A legacy script that succeeded in this command, reused for its later events.
-    legacy: RefCell<Option<Chosen>>,
+    /// A legacy script that succeeded for a (parent, type) in this command, reused for
+    /// that device's later events (another type may be handled by another script).
+    legacy: RefCell<HashMap<(ParentName, TypeName), Chosen>>,
 }
 
 fn sorted_entries(host: &Host, dir: &Path) -> Vec<PathBuf> {
@@ -97,7 +98,7 @@ impl Callouts {
             timeout,
             scripts: RefCell::new(None),
             versioned: RefCell::new(HashMap::new()),
-            legacy: RefCell::new(None),
+            legacy: RefCell::new(HashMap::new()),
         }
     }
 
@@ -208,7 +209,10 @@ impl Callouts {
         stdin: Stdin<'_>,
     ) -> Result<Option<(PathBuf, Vec<u8>)>, CalloutError> {
         let args = protocol::argv(s, event, action, state);
-        let chosen = self.versioned(s).or_else(|| self.legacy.borrow().clone());
+        let key = (s.parent.clone(), s.mdev_type.clone());
+        let chosen = self
+            .versioned(s)
+            .or_else(|| self.legacy.borrow().get(&key).cloned());
         if let Some(c) = chosen {
             Self::check(&c, event, action)?;
             let out = self
@@ -234,10 +238,13 @@ impl Callouts {
             }
             self.host.echo_stderr(&script, &out.stderr);
             self.outcome(&script, &out)?;
-            *self.legacy.borrow_mut() = Some(Chosen {
-                script: script.clone(),
-                supports: Supports::legacy(),
-            });
+            self.legacy.borrow_mut().insert(
+                key,
+                Chosen {
+                    script: script.clone(),
+                    supports: Supports::legacy(),
+                },
+            );
             return Ok(Some((script, out.stdout)));
         }
         Ok(None)
@@ -346,8 +353,9 @@ impl Callouts {
 }
 
 /// Whether a failing `pre` callout stops the command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Force {
+    #[default]
     No,
     Yes,
 }

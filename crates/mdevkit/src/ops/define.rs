@@ -18,7 +18,7 @@ pub struct DefineOptions {
     pub mdev_type: Option<TypeName>,
     pub start: StartMode,
     pub jsonfile: Option<PathBuf>,
-    pub force: bool,
+    pub force: Force,
 }
 
 /// Runs `define`; returns what to print (the UUID when it was generated).
@@ -74,9 +74,8 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
         (parent, config)
     };
     let s = subject(&uuid, &parent, &config);
-    let force = if o.force { Force::Yes } else { Force::No };
     ctx.callouts
-        .invoke(&s, &compact(&config), Action::Define, force, || {
+        .invoke(&s, &compact(&config), Action::Define, o.force, || {
             let mut config = config.clone();
             // Defining a running device captures its current attributes.
             if let Some(a) = &active {

@@ -44,7 +44,7 @@ pub struct ModifyOptions {
     pub mdev_type: Option<TypeName>,
     pub change: Change,
     pub target: Target,
-    pub force: bool,
+    pub force: Force,
 }
 
 fn bad_index(uuid: &Uuid, index: u32, attrs: &[Attr]) -> OpError {
@@ -165,10 +165,9 @@ fn modify_live(ctx: &Context, o: &ModifyOptions, force: Force) -> Result<(), OpE
 pub fn modify(ctx: &Context, o: &ModifyOptions) -> Result<String, OpError> {
     ctx.require_config_dir()?;
     let _lock = ctx.lock()?;
-    let force = if o.force { Force::Yes } else { Force::No };
     match o.target {
-        Target::Defined => modify_defined(ctx, o, force)?,
-        Target::Live | Target::LiveAndDefined => modify_live(ctx, o, force)?,
+        Target::Defined => modify_defined(ctx, o, o.force)?,
+        Target::Live | Target::LiveAndDefined => modify_live(ctx, o, o.force)?,
     }
     Ok(String::new())
 }

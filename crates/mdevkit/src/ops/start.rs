@@ -17,7 +17,7 @@ pub struct StartOptions {
     pub parent: Option<ParentName>,
     pub mdev_type: Option<TypeName>,
     pub jsonfile: Option<PathBuf>,
-    pub force: bool,
+    pub force: Force,
 }
 
 /// What `start` resolved to start.
@@ -186,8 +186,7 @@ pub(crate) fn start_device(
 pub fn start(ctx: &Context, o: &StartOptions) -> Result<String, OpError> {
     let _lock = ctx.lock()?;
     let p = plan(ctx, o)?;
-    let force = if o.force { Force::Yes } else { Force::No };
-    start_device(ctx, &p.uuid, &p.parent, &p.config, force)?;
+    start_device(ctx, &p.uuid, &p.parent, &p.config, o.force)?;
     Ok(if o.uuid.is_none() {
         format!("{}\n", p.uuid)
     } else {

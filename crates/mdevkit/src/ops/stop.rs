@@ -10,7 +10,7 @@ use crate::types::{StartMode, Uuid};
 #[derive(Debug, Clone)]
 pub struct StopOptions {
     pub uuid: Uuid,
-    pub force: bool,
+    pub force: Force,
 }
 
 pub fn stop(ctx: &Context, o: &StopOptions) -> Result<String, OpError> {
@@ -28,9 +28,8 @@ pub fn stop(ctx: &Context, o: &StopOptions) -> Result<String, OpError> {
         attrs: Vec::new(),
     };
     let s = subject(&o.uuid, &active.parent, &config);
-    let force = if o.force { Force::Yes } else { Force::No };
     ctx.callouts
-        .invoke(&s, &compact(&config), Action::Stop, force, || {
+        .invoke(&s, &compact(&config), Action::Stop, o.force, || {
             write::remove(&ctx.host, &o.uuid).map_err(|source| OpError::Remove {
                 uuid: o.uuid,
                 source: Box::new(source),

@@ -12,7 +12,7 @@ use crate::types::{ParentName, Uuid};
 pub struct UndefineOptions {
     pub uuid: Uuid,
     pub parent: Option<ParentName>,
-    pub force: bool,
+    pub force: Force,
 }
 
 pub fn undefine(ctx: &Context, o: &UndefineOptions) -> Result<String, OpError> {
@@ -28,7 +28,6 @@ pub fn undefine(ctx: &Context, o: &UndefineOptions) -> Result<String, OpError> {
     if scan.is_empty() && scan.broken.is_empty() {
         return Err(OpError::NoMatch);
     }
-    let force = if o.force { Force::Yes } else { Force::No };
     let mut failed = false;
     for b in &scan.broken {
         // No type can be read from it, so no callout can be told about it.
@@ -50,11 +49,11 @@ pub fn undefine(ctx: &Context, o: &UndefineOptions) -> Result<String, OpError> {
     }
     for d in scan.iter() {
         let s = subject(&d.uuid, &d.parent, &d.config);
-        let result = ctx
-            .callouts
-            .invoke(&s, &compact(&d.config), Action::Undefine, force, || {
-                store::remove(&ctx.host, &d.file)
-            });
+        let result =
+            ctx.callouts
+                .invoke(&s, &compact(&d.config), Action::Undefine, o.force, || {
+                    store::remove(&ctx.host, &d.file)
+                });
         if let Err(e) = result {
             log::warn!(
                 "Undefine of {} on parent {} failed with error: {}",
