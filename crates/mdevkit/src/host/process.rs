@@ -4,6 +4,7 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,21 +38,37 @@ pub enum Stdin<'a> {
     Data(&'a [u8]),
 }
 
-fn drain(mut r: impl Read) -> Vec<u8> {
-    let mut kept = Vec::new();
+/// How long, after a program exited, its output pipes may stay open before we stop
+/// waiting: a background child it left behind can hold them open indefinitely.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Reads `r` to its end into `kept` (at most [`MAX_CAPTURE`] bytes), shared so that what
+/// was read so far can be taken even while the reader still waits for end-of-file.
+fn drain(mut r: impl Read, kept: Arc<Mutex<Vec<u8>>>) {
     let mut buf = [0u8; 8192];
     loop {
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let room = MAX_CAPTURE.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
+                let mut k = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                let room = MAX_CAPTURE.saturating_sub(k.len());
+                k.extend_from_slice(&buf[..n.min(room)]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }
-    kept
+}
+
+/// Waits for `handles` to finish, but not past `until`.
+fn join_until(handles: &[&Option<thread::JoinHandle<()>>], until: Instant) {
+    while handles
+        .iter()
+        .any(|h| h.as_ref().is_some_and(|h| !h.is_finished()))
+        && Instant::now() < until
+    {
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn exit_of(status: ExitStatus) -> Exit {
@@ -81,8 +98,25 @@ pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> 
             let _ = pipe.write_all(&data);
         })
     });
-    let out = child.stdout.take().map(|p| thread::spawn(move || drain(p)));
-    let err = child.stderr.take().map(|p| thread::spawn(move || drain(p)));
+    let spawn_drain = |p: Option<Box<dyn Read + Send>>, kept: &Arc<Mutex<Vec<u8>>>| {
+        let kept = Arc::clone(kept);
+        p.map(|p| thread::spawn(move || drain(p, kept)))
+    };
+    let (out_buf, err_buf) = (Arc::default(), Arc::default());
+    let out = spawn_drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        &out_buf,
+    );
+    let err = spawn_drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        &err_buf,
+    );
 
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
@@ -98,17 +132,17 @@ pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> 
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    // A killed script's own children may keep the pipes open; don't wait on them then.
-    let collect = |h: Option<thread::JoinHandle<Vec<u8>>>| match h {
-        Some(h) if exit != Exit::TimedOut || h.is_finished() => h.join().unwrap_or_default(),
-        _ => Vec::new(),
+    // What the program wrote before it exited is in the pipes and read at once; a child
+    // it left behind may keep them open, so the wait is bounded (and never past the
+    // limit). Unfinished threads are left to end with that child.
+    let until = (start + limit).min(Instant::now() + LINGER);
+    join_until(&[&writer, &out, &err], until);
+    let take = |buf: &Arc<Mutex<Vec<u8>>>| {
+        std::mem::take(&mut *buf.lock().unwrap_or_else(PoisonError::into_inner))
     };
     Ok(Output {
         exit,
-        stdout: collect(out),
-        stderr: collect(err),
+        stdout: take(&out_buf),
+        stderr: take(&err_buf),
     })
 }
