@@ -321,3 +321,33 @@ pub fn create_file(parent: &str, ty: &str) -> String {
 pub fn pretty(ty: &str, start: &str, attrs: &[(&str, &str)]) -> String {
     crate::common::config_json(ty, start, attrs)
 }
+
+/// A run whose output need not be UTF-8, with its wall-clock time.
+#[derive(Debug)]
+pub struct RawRun {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub elapsed: std::time::Duration,
+}
+
+/// Runs `mdevctl <args>` and keeps the raw bytes.
+pub fn run_raw(root: &FakeRoot, args: &[&str], o: &Opts<'_>) -> RawRun {
+    let start = std::time::Instant::now();
+    let mut child = command(root, args, o).spawn().unwrap();
+    if let Some(data) = &o.stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
+    let out = child.wait_with_output().unwrap();
+    RawRun {
+        stdout: out.stdout,
+        stderr: out.stderr,
+        code: out.status.code(),
+        elapsed: start.elapsed(),
+    }
+}
