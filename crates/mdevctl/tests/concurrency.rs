@@ -1,0 +1,303 @@
+//! Many mdevctl processes at once: the inter-process lock (no lost updates, bounded wait
+//! naming the holder) and atomic definition writes that survive SIGKILL at any point
+//! (DIVERGENCES §7, §8).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod life;
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use life::*;
+
+/// A small deterministic-per-seed generator (xorshift), seeded from the clock and printed
+/// so a failing run can be told apart.
+struct Rng(u64);
+
+impl Rng {
+    fn from_clock() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("rng seed {seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn attr_names(text: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+    v["attrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_object().unwrap().keys().next().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn concurrent_addattr_never_loses_an_update() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "manual");
+    let n = 32;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let name = format!("a{i:02}");
+            command(
+                &root,
+                &["modify", "-u", U1, "--addattr", &name, "--value", "v"],
+                &Opts::default(),
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut names = attr_names(&config(&root, "mtty", U1).unwrap());
+    names.sort();
+    let want: Vec<String> = (0..n).map(|i| format!("a{i:02}")).collect();
+    assert_eq!(names, want);
+}
+
+#[test]
+fn concurrent_defines_of_one_uuid_admit_exactly_one() {
+    let root = FakeRoot::new();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let ty = format!("t{i}");
+            command(
+                &root,
+                &["define", "-u", U1, "-p", "mtty", "-t", &ty],
+                &Opts::default(),
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let ok = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .filter(|o| o.status.success())
+        .count();
+    assert_eq!(ok, 1);
+    let text = config(&root, "mtty", U1).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap();
+}
+
+#[test]
+fn sigkill_at_random_points_never_tears_a_definition() {
+    let root = FakeRoot::new();
+    root.define_attrs("mtty", U1, "mtty-1", "manual", &[("seed", "0")]);
+    // A callout that takes a moment, so kills land before, inside and after the write.
+    callout(&root, "slow", "sleep 0.01\nexit 0");
+    let path = root.join(config_rel("mtty", U1));
+
+    // A reader that checks the file the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = Arc::clone(&stop);
+        let path = path.clone();
+        thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let text = fs::read_to_string(&path).expect("definition never missing");
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("torn: {e}: {text:?}"));
+                assert_eq!(v["mdev_type"], "mtty-1");
+                reads += 1;
+            }
+            reads
+        })
+    };
+
+    let mut rng = Rng::from_clock();
+    let big = "x".repeat(4096);
+    let rounds = 150;
+    let mut killed = 0;
+    let mut completed = 0;
+    for round in 0..rounds {
+        let name = format!("r{round}");
+        let value = if round % 3 == 0 { big.as_str() } else { "v" };
+        let mut child = command(
+            &root,
+            &["modify", "-u", U1, "--addattr", &name, "--value", value],
+            &Opts::default(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        // A run takes ~100ms (three callouts): kill anywhere in it, or not at all.
+        thread::sleep(Duration::from_micros(rng.below(130_000)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        if child.wait().unwrap().success() {
+            completed += 1;
+        }
+        // Occasionally trim so the file stays small.
+        if round % 25 == 24 {
+            let t = mdevctl(&root, &["modify", "-u", U1, "--delattr"]);
+            assert_eq!(t.code, 0, "{}", t.stderr);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().expect("reader saw only whole files");
+    assert!(reads > 0);
+    eprintln!("{killed} of {rounds} runs killed, {completed} completed; {reads} reads, all whole");
+    assert!(killed > 0, "no run was killed: widen the window");
+    assert!(completed > 0, "no run completed: the window is too narrow");
+    // Whatever survived is one consistent definition, and the store still lists it.
+    let t = mdevctl(&root, &["list", "-d"]);
+    t.assert_clean();
+    assert_eq!(t.stdout, format!("{U1} mtty mtty-1 manual\n"));
+    // A killed writer may leave its temporary file; it is hidden and ignored.
+    for e in fs::read_dir(root.join("etc/mdevctl.d/mtty")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(name == U1 || name.starts_with('.'), "{name}");
+    }
+}
+
+#[test]
+fn lock_wait_times_out_naming_the_holding_mdevctl() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "manual");
+    callout(
+        &root,
+        "slow",
+        "if [ \"$ev\" = pre ]; then sleep 4; fi\nexit 0",
+    );
+    let holder = command(&root, &["modify", "-u", U1, "--auto"], &Opts::default())
+        .spawn()
+        .unwrap();
+    let holder_pid = holder.id();
+    // Wait until the holder is inside its pre callout (and so holds the lock).
+    let start = Instant::now();
+    while !calls(&root).iter().any(|c| c.eas() == "pre/modify/none") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "holder never ran pre"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let t0 = Instant::now();
+    let t = mdev(
+        &root,
+        &["modify", "-u", U1, "--manual"],
+        &Opts::default().env("MDEVCTL_LOCK_TIMEOUT", "1"),
+    );
+    let waited = t0.elapsed();
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    let err = t.stderr_masked(&root);
+    assert_eq!(
+        err,
+        format!(
+            "Error: timed out after 1s waiting for lock <ROOT>/run/lock/mdevctl.lock (held by process {holder_pid})\n"
+        )
+    );
+    let out = holder.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        config(&root, "mtty", U1).unwrap(),
+        pretty("mtty-1", "auto", &[]),
+        "the holder's change, not the timed-out one"
+    );
+}
+
+#[test]
+fn lock_held_by_another_program_times_out_with_clear_error() {
+    if Command::new("flock").arg("-V").output().is_err() {
+        eprintln!("flock(1) not installed; skipping");
+        return;
+    }
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "manual");
+    let lock = root.join("elsewhere/mdevctl.lock");
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    // `-o`: the lock stays with flock itself, so killing flock releases it.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    // Wait until flock holds it.
+    let start = Instant::now();
+    loop {
+        let probe = Command::new("flock")
+            .args(["-n"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap();
+        if !probe.success() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(10));
+    }
+    let before = snapshot(&root);
+    let t = mdev(
+        &root,
+        &["modify", "-u", U1, "--auto"],
+        &Opts::default()
+            .env("MDEVCTL_LOCK_FILE", lock.to_str().unwrap())
+            .env("MDEVCTL_LOCK_TIMEOUT", "0.5"),
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    let err = t.stderr_masked(&root);
+    assert!(
+        err.starts_with("Error: timed out after 0s waiting for lock <ROOT>/elsewhere/mdevctl.lock"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The lock file is outside the store and nothing else changed.
+    let after = snapshot(&root);
+    assert_eq!(before, after);
+    // Once released, the same command goes through.
+    mdev(
+        &root,
+        &["modify", "-u", U1, "--auto"],
+        &Opts::default().env("MDEVCTL_LOCK_FILE", lock.to_str().unwrap()),
+    )
+    .assert_clean();
+}
+
+#[test]
+fn lock_file_lives_outside_the_definition_directory() {
+    let root = FakeRoot::new();
+    mdevctl(&root, &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"]).assert_clean();
+    assert!(root.join("run/lock/mdevctl.lock").is_file());
+    let entries: Vec<_> = fs::read_dir(root.join("etc/mdevctl.d/mtty"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, [U1]);
+    assert_eq!(fs::read_dir(root.join("etc/mdevctl.d")).unwrap().count(), 1);
+}
