@@ -18,9 +18,11 @@ fn stdin(json: &str) -> Opts<'static> {
     Opts::default().stdin(json.as_bytes().to_vec())
 }
 
-/// libvirt's `nodeDeviceParseMdevctlJSON` acceptance rules; returns (parent, uuid, type,
-/// start, attrs) tuples.
-fn parse_like_libvirt(out: &str) -> Vec<(String, String, String, String, Vec<(String, String)>)> {
+/// One device as libvirt reads it: (parent, uuid, type, start, attrs).
+type Row = (String, String, String, String, Vec<(String, String)>);
+
+/// libvirt's `nodeDeviceParseMdevctlJSON` acceptance rules.
+fn parse_like_libvirt(out: &str) -> Vec<Row> {
     if out.is_empty() {
         return Vec::new();
     }
