@@ -18,3 +18,10 @@ pub fn chain(e: &(dyn Error + 'static)) -> String {
     }
     out
 }
+
+/// A duration as a person would write it in seconds: `1s`, `0.5s`, `2.25s`.
+pub fn seconds(d: std::time::Duration) -> String {
+    let s = format!("{:.3}", d.as_secs_f64());
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}s")
+}

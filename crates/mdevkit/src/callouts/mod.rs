@@ -30,7 +30,7 @@ pub enum CalloutError {
     Failed { script: PathBuf, code: i32 },
     #[error("callout script {} was killed by signal {signal}", script.display())]
     Signalled { script: PathBuf, signal: i32 },
-    #[error("callout script {} did not finish within {}s and was killed", script.display(), limit.as_secs())]
+    #[error("callout script {} did not finish within {} and was killed", script.display(), crate::error::seconds(*limit))]
     TimedOut { script: PathBuf, limit: Duration },
     #[error("cannot run callout script {}", script.display())]
     Spawn {

@@ -17,7 +17,7 @@ pub enum LockError {
         #[source]
         source: io::Error,
     },
-    #[error("timed out after {}s waiting for lock {}{}", waited.as_secs(), path.display(),
+    #[error("timed out after {} waiting for lock {}{}", crate::error::seconds(*waited), path.display(),
         holder.as_ref().map(|h| format!(" (held by process {h})")).unwrap_or_default())]
     Timeout {
         path: PathBuf,
@@ -30,7 +30,7 @@ pub enum LockError {
 /// dies, so a crash never leaves it stuck.
 #[derive(Debug)]
 pub struct LockGuard {
-    _file: File,
+    file: File,
 }
 
 /// Takes the lock at `path`, waiting at most `timeout`.
@@ -61,10 +61,12 @@ pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard, LockError> {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim().to_owned();
+            // A PID left by a holder that was killed is stale: name only a live process.
+            let live = holder.parse::<u32>().is_ok() && Path::new("/proc").join(&holder).exists();
             return Err(LockError::Timeout {
                 path: path.to_owned(),
-                waited: start.elapsed(),
-                holder: (!holder.is_empty()).then_some(holder),
+                waited: timeout,
+                holder: live.then_some(holder),
             });
         }
         std::thread::sleep(pause);
@@ -74,5 +76,13 @@ pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard, LockError> {
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = write!(file, "{}", std::process::id());
-    Ok(LockGuard { _file: file })
+    Ok(LockGuard { file })
+}
+
+impl Drop for LockGuard {
+    /// Clears the PID while still holding the lock, so that a later waiter blocked by some
+    /// other program is not told that this (finished) process holds it.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
