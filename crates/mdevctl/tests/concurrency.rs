@@ -273,7 +273,7 @@ fn lock_held_by_another_program_times_out_with_clear_error() {
     assert_eq!(t.code, 1, "{}", t.stderr);
     let err = t.stderr_masked(&root);
     assert!(
-        err.starts_with("Error: timed out after 0s waiting for lock <ROOT>/elsewhere/mdevctl.lock"),
+        err == "Error: timed out after 0.5s waiting for lock <ROOT>/elsewhere/mdevctl.lock\n",
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -287,6 +287,54 @@ fn lock_held_by_another_program_times_out_with_clear_error() {
         &Opts::default().env("MDEVCTL_LOCK_FILE", lock.to_str().unwrap()),
     )
     .assert_clean();
+}
+
+#[test]
+fn lock_timeout_does_not_name_a_finished_mdevctl() {
+    if Command::new("flock").arg("-V").output().is_err() {
+        eprintln!("flock(1) not installed; skipping");
+        return;
+    }
+    let root = FakeRoot::new();
+    // An earlier run took and released the lock.
+    let (t, earlier) = run_with(
+        &root,
+        &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+        &Opts::default(),
+    );
+    t.assert_clean();
+    let lock = root.join("run/lock/mdevctl.lock");
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(10));
+    }
+    let t = mdev(
+        &root,
+        &["modify", "-u", U1, "--auto"],
+        &Opts::default().env("MDEVCTL_LOCK_TIMEOUT", "0.2"),
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(t.code, 1);
+    assert!(!t.stderr.contains(&earlier.to_string()), "{}", t.stderr);
+    assert_eq!(
+        t.stderr_masked(&root),
+        "Error: timed out after 0.2s waiting for lock <ROOT>/run/lock/mdevctl.lock\n"
+    );
 }
 
 #[test]
