@@ -282,3 +282,30 @@ fn bad_timeout_setting_is_a_clear_error() {
     assert!(t.stderr.contains("MDEVCTL_CALLOUT_TIMEOUT"), "{}", t.stderr);
     assert!(config(&root, "mtty", U1).is_none());
 }
+
+#[test]
+fn fractional_callout_timeout_is_honoured_and_printed() {
+    let root = FakeRoot::new();
+    let path = callout(
+        &root,
+        "slow",
+        &versioned_body(
+            &supports_all(),
+            "if [ \"$ev\" = pre ]; then exec sleep 30; fi\nexit 0",
+        ),
+    );
+    let r = run_raw(
+        &root,
+        &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+        &timeout("0.3"),
+    );
+    assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    assert_eq!(
+        stderr_text(&r),
+        format!(
+            "Error: callout script {} did not finish within 0.3s and was killed\n",
+            path.display()
+        )
+    );
+    assert!(config(&root, "mtty", U1).is_none());
+}

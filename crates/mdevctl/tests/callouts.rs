@@ -425,3 +425,19 @@ fn callout_versioned_discovery_is_cached_per_parent_and_type() {
         3
     );
 }
+
+#[test]
+fn callout_stderr_of_the_accepted_capability_probe_is_echoed() {
+    let root = FakeRoot::new();
+    callout(
+        &root,
+        "v",
+        &format!(
+            "if [ \"$ev $act\" = 'get capabilities' ]; then printf 'probing\\n' >&2; printf '%s' '{}'; fi\nexit 0",
+            supports_all()
+        ),
+    );
+    let t = define_u1(&root, &[]);
+    assert_eq!(t.code, 0);
+    assert_eq!(t.stderr, "v: probing\n");
+}

@@ -437,3 +437,68 @@ fn stop_remove_write_error_names_errno() {
     );
     assert!(err.contains("EISDIR"), "{err}");
 }
+
+#[test]
+fn start_jsonfile_is_read_and_parsed_before_the_parent_check() {
+    let root = mtty_host();
+    let t = mdevctl(
+        &root,
+        &["start", "-u", U1, "--jsonfile", "/nonexistent/d.json"],
+    );
+    assert_eq!(t.code, 1);
+    assert!(
+        t.stderr
+            .to_lowercase()
+            .contains("unable to read file /nonexistent/d.json"),
+        "{}",
+        t.stderr
+    );
+    let bad = root.write("bad.json", "{\"mdev_type\":");
+    let t = mdevctl(
+        &root,
+        &["start", "-u", U1, "--jsonfile", bad.to_str().unwrap()],
+    );
+    assert_eq!(t.code, 1);
+    assert!(t.stderr.contains("bad.json"), "{}", t.stderr);
+    assert!(!t.stderr.contains("parent device required"), "{}", t.stderr);
+}
+
+#[test]
+fn start_of_malformed_definition_names_the_file() {
+    let root = mtty_host();
+    root.define_raw("mtty", U1, "{");
+    let before = snapshot(&root);
+    let t = mdevctl(&root, &["start", "-u", U1]);
+    assert_eq!(t.code, 1);
+    let err = t.stderr_masked(&root);
+    assert!(
+        err.starts_with(&format!(
+            "Error: malformed definition <ROOT>/etc/mdevctl.d/mtty/{U1}: "
+        )),
+        "{err}"
+    );
+    assert_eq!(snapshot(&root), before);
+}
+
+#[test]
+fn stop_force_goes_past_a_failing_pre() {
+    let root = mtty_host();
+    root.active(U1, "mtty", "mtty-1");
+    callout(
+        &root,
+        "guard",
+        "if [ \"$ev\" = pre ]; then exit 1; fi\nexit 0",
+    );
+    let remove = format!("{}/remove", dev_dir("mtty", U1));
+    let t = mdevctl(&root, &["stop", "-u", U1]);
+    assert_eq!(t.code, 1);
+    assert_eq!(read(&root, &remove), "", "not removed without --force");
+    let t = mdevctl(&root, &["stop", "-u", U1, "-f"]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(
+        t.stderr.contains("Forcing operation 'stop'"),
+        "{}",
+        t.stderr
+    );
+    assert_eq!(read(&root, &remove), "1");
+}
