@@ -349,3 +349,55 @@ fn lock_file_lives_outside_the_definition_directory() {
     assert_eq!(entries, [U1]);
     assert_eq!(fs::read_dir(root.join("etc/mdevctl.d")).unwrap().count(), 1);
 }
+
+#[test]
+fn ap_check_style_parent_pid_lock_holds_from_pre_to_post() {
+    // s390-tools' ap-check takes a lock on behalf of getppid() in `pre` and releases it in
+    // `post`: that only works if one mdevctl process runs both as direct children.
+    let root = FakeRoot::new();
+    root.define("matrix", U1, "vfio_ap-passthrough", "manual");
+    let lock = root.join("s390apconfig.lock");
+    let bad = root.join("violations");
+    callout(
+        &root,
+        "ap-check",
+        &format!(
+            "lock='{lock}'; bad='{bad}'\n\
+             case \"$ev\" in\n\
+             pre) if [ -e \"$lock\" ] && kill -0 \"$(cat \"$lock\")\" 2>/dev/null; then echo \"pre: held by $(cat \"$lock\")\" >> \"$bad\"; exit 1; fi\n\
+                  echo \"$PPID\" > \"$lock\";;\n\
+             post) if [ \"$(cat \"$lock\")\" != \"$PPID\" ]; then echo \"post: not ours\" >> \"$bad\"; fi\n\
+                  rm -f \"$lock\";;\n\
+             esac\nexit 0",
+            lock = lock.display(),
+            bad = bad.display()
+        ),
+    );
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let name = format!("assign_domain_{i}");
+            command(
+                &root,
+                &["modify", "-u", U1, "--addattr", &name, "--value", "0x47"],
+                &Opts::default(),
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        !bad.exists(),
+        "{}",
+        fs::read_to_string(&bad).unwrap_or_default()
+    );
+    assert!(!lock.exists());
+    assert_eq!(attr_names(&config(&root, "matrix", U1).unwrap()).len(), 8);
+}
