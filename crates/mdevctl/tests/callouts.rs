@@ -441,3 +441,67 @@ fn callout_stderr_of_the_accepted_capability_probe_is_echoed() {
     assert_eq!(t.code, 0);
     assert_eq!(t.stderr, "v: probing\n");
 }
+
+#[test]
+fn callout_capability_replies_lacking_required_members_mean_legacy() {
+    for reply in [
+        r#"{"supports":{"version":"2","actions":["define"],"events":["pre","post"]}}"#,
+        r#"{"supports":{"version":2,"actions":["define"]}}"#,
+        r#"{"supports":null}"#,
+        r#"{"provides":{"version":2,"actions":[],"events":[]}}"#,
+        "[]",
+    ] {
+        let root = FakeRoot::new();
+        // Were it taken as versioned, its lists would forbid `pre`.
+        callout(&root, "v", &versioned_body(reply, "exit 0"));
+        define_u1(&root, &[]).assert_clean();
+        assert_eq!(
+            sequence(&root),
+            [
+                "v:get/capabilities/none",
+                "v:pre/define/none",
+                "v:post/define/success"
+            ],
+            "{reply}"
+        );
+    }
+}
+
+#[test]
+fn callout_unknown_names_in_capabilities_are_accepted() {
+    let root = FakeRoot::new();
+    callout(
+        &root,
+        "v",
+        &versioned_body(
+            r#"{"supports":{"version":3,"actions":["define","frobnicate"],"events":["pre","post","teleport"]},"extra":1}"#,
+            "exit 0",
+        ),
+    );
+    let t = define_u1(&root, &[]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(config(&root, "mtty", U1).is_some());
+}
+
+#[test]
+fn callout_exit_2_from_the_chosen_versioned_script_is_a_failure() {
+    let root = FakeRoot::new();
+    let path = callout(
+        &root,
+        "v",
+        &versioned_body(
+            &supports_all(),
+            "if [ \"$ev\" = pre ]; then exit 2; fi\nexit 0",
+        ),
+    );
+    callout(&root, "w", "exit 0");
+    assert_error(
+        &define_u1(&root, &[]),
+        &format!(
+            "callout script {} failed with exit status 2",
+            path.display()
+        ),
+    );
+    assert!(!sequence(&root).iter().any(|s| s.starts_with("w:pre")));
+    assert!(config(&root, "mtty", U1).is_none());
+}

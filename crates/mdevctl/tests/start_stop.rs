@@ -502,3 +502,26 @@ fn stop_force_goes_past_a_failing_pre() {
     );
     assert_eq!(read(&root, &remove), "1");
 }
+
+#[test]
+fn start_with_unreadable_or_garbled_available_instances_is_a_clear_error() {
+    let root = mtty_host();
+    let file = format!(
+        "{}/mdev_supported_types/mtty-1/available_instances",
+        FakeRoot::parent_dir("mtty")
+    );
+    root.write(&file, "abc\n");
+    let t = mdevctl(&root, &["start", "-p", "mtty", "-t", "mtty-1"]);
+    assert_eq!(t.code, 1);
+    assert!(t.stderr.contains("available_instances"), "{}", t.stderr);
+    assert!(t.stderr.contains("abc"), "{}", t.stderr);
+    root.remove(&file);
+    let t = mdevctl(&root, &["start", "-p", "mtty", "-t", "mtty-1"]);
+    assert_eq!(t.code, 1);
+    assert!(t.stderr.contains("available_instances"), "{}", t.stderr);
+    assert_eq!(
+        read(&root, &create_file("mtty", "mtty-1")),
+        "",
+        "nothing created"
+    );
+}
