@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=dash  # (busybox ash; dash is the nearest dialect ShellCheck knows)
 # Guest-side checks (busybox sh), run by /init with the real vfio/mdev stack and
 # the sample parents mtty, mdpy and mbochs loaded. /usr/sbin/mdevctl is the binary
 # under test, /usr/sbin/lsmdev a symlink to it; the mdevctl root is the real /.
@@ -62,14 +63,14 @@ detail_last_cmd() {
 
 # check WHAT CMD... : ok if CMD succeeds; on failure show the last mdevctl run
 check() {
-    what=$1
+    local what="$1"
     shift
     if "$@"; then ok "$what"; else fail "$what"; detail_last_cmd; fi
 }
 
 # check_sys WHAT CMD... : like check, for a pure sysfs condition
 check_sys() {
-    what=$1
+    local what="$1"
     shift
     if "$@"; then ok "$what"; else fail "$what"; detail "condition failed: $*"; fi
 }
@@ -137,7 +138,7 @@ not_active() { [ ! -e "$MDEV_DEVS/$1" ]; }
 dev_parent() { basename "$(dirname "$(readlink -f "$MDEV_DEVS/$1")")"; }
 dev_type() { basename "$(readlink -f "$MDEV_DEVS/$1/mdev_type")"; }
 # names DIR : the entries of DIR, one a line, in glob (C locale) order
-names() { for e in "$1"/*; do [ -e "$e" ] && echo "${e##*/}"; done; }
+names() { local e; for e in "$1"/*; do [ -e "$e" ] && echo "${e##*/}"; done; }
 active_count() { names "$MDEV_DEVS" | wc -l; }
 active_as() { active "$1" && [ "$(dev_parent "$1")" = "$2" ] && [ "$(dev_type "$1")" = "$3" ]; }
 
@@ -148,6 +149,7 @@ trimmed() { sed 's/^[[:space:]]*//; s/[[:space:]]*$//' "$1" | awk 'NF || seen { 
 
 # Expected `mdevctl list` (active devices, spec §4.1): sorted by parent, then uuid
 expect_list_active() { # [PARENT_FILTER]
+    local u p t
     for u in $(names "$MDEV_DEVS"); do
         p=$(dev_parent "$u")
         [ -n "${1:-}" ] && [ "$1" != "$p" ] && continue
@@ -162,6 +164,7 @@ expect_list_active() { # [PARENT_FILTER]
 
 # Expected `mdevctl list -d`: every config, "(active)" when sysfs has it with that parent and type
 expect_list_defined() {
+    local f u p t line
     for f in "$CONF"/*/*; do
         [ -f "$f" ] || continue
         u=$(basename "$f")
@@ -194,6 +197,7 @@ expect_list_json() {
 
 # Expected `mdevctl types` text (spec §4.2), straight from sysfs
 expect_types_text() { # [PARENT_FILTER]
+    local p t d v
     for p in $(names "$MDEV_BUS"); do
         [ -n "${1:-}" ] && [ "$1" != "$p" ] && continue
         echo "$p"
@@ -216,6 +220,7 @@ expect_types_text() { # [PARENT_FILTER]
 
 # Expected `mdevctl types --dumpjson` (spec §4.2), serde_json pretty layout
 expect_types_json() {
+    local np p types nt t d v
     {
         np=0
         for p in $(names "$MDEV_BUS"); do
@@ -266,6 +271,7 @@ check_list_defined_matches() { # LABEL
 # Put the machine back to "no devices, no definitions" without mdevctl, so that
 # one group's failure does not spill into the next.
 reset_state() {
+    local left u d f
     left=""
     for u in $(names "$MDEV_DEVS"); do
         echo 1 >"$MDEV_DEVS/$u/remove" 2>/dev/null

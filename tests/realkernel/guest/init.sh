@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck shell=dash  # (busybox ash; dash is the nearest dialect ShellCheck knows)
 # /init of the test initramfs (busybox sh, PID 1).
 # Mounts the kernel filesystems, loads the modules listed in /etc/modules.load
 # (dependency order, worked out on the host), runs /checks.sh, prints its exit
@@ -11,6 +12,8 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
+# (leading newline: the firmware leaves the console mid-line)
+echo
 echo "=== realkernel-guest: init started, kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime)s ==="
 
 loaded=1

@@ -121,26 +121,27 @@ boot_guest() {
 evaluate_console() {
     local c=$RK_CONSOLE result passed failed oks fails code
     RK_STEP_LOG=$c
-    grep -q '^=== realkernel-guest: init started' "$c" \
+    grep -q '=== realkernel-guest: init started' "$c" \
         || die "the kernel did not boot far enough to run /init (no start marker on the console)"
     grep -q '^=== realkernel-guest: modules loaded' "$c" \
         || die "the guest could not load the mdev modules"
     result=$(grep -E '^realkernel: [0-9]+ passed, [0-9]+ failed$' "$c" | tail -n1 || true)
     [ -n "$result" ] || die "the guest printed no result line (checks crashed or were cut short)"
+    RK_RESULT=$result
     code=$(sed -nE 's/^=== realkernel-guest: checks exited ([0-9]+) ===$/\1/p' "$c" | tail -n1)
     [ -n "$code" ] || die "the guest did not report the checks' exit status"
     passed=$(printf '%s' "$result" | sed -E 's/^realkernel: ([0-9]+) passed.*/\1/')
     failed=$(printf '%s' "$result" | sed -E 's/.* ([0-9]+) failed$/\1/')
     oks=$(grep -c '^ok ' "$c" || true)
     fails=$(grep -c '^FAIL ' "$c" || true)
-    RK_RESULT=$result
     if [ "$oks" != "$passed" ] || [ "$fails" != "$failed" ]; then
         die "result line says $passed passed/$failed failed but the console shows $oks ok and $fails FAIL lines"
     fi
     [ "$passed" -gt 0 ] || die "no check passed (nothing ran?)"
     if [ "$failed" -ne 0 ] || [ "$code" -ne 0 ]; then
-        say "failed checks:"
+        say "failed checks (details in $c):"
         grep '^FAIL ' "$c" | sed 's/^/    /'
+        RK_STEP_LOG=""   # the whole console was streamed above; no tail needed
         die "$failed guest check(s) failed (checks exit status $code)"
     fi
 }
