@@ -84,7 +84,8 @@ make_initramfs() {
 
     install -m 0755 "$RK_HERE/guest/init.sh" "$RK_STAGE/init"
     install -m 0755 "$RK_HERE/guest/checks.sh" "$RK_STAGE/checks.sh"
-    printf 'RK_CHECKS_FILTER=%s\n' "${MDEVKIT_RK_CHECKS:-}" >"$RK_STAGE/etc/realkernel.conf"
+    case ${MDEVKIT_RK_CHECKS:-} in *"'"*) die "MDEVKIT_RK_CHECKS must not contain a single quote" ;; esac
+    printf "RK_CHECKS_FILTER='%s'\n" "${MDEVKIT_RK_CHECKS:-}" >"$RK_STAGE/etc/realkernel.conf"
 
     RK_INITRD=$RK_RUN_DIR/initramfs.cpio.gz
     (cd "$RK_STAGE" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$RK_INITRD" \
