@@ -1,2 +1,61 @@
-//! The `mdevctl` binary (and `lsmdev` by argv[0]).
-fn main() {}
+//! The `mdevctl` binary (and `lsmdev`, chosen by argv[0]): parse, turn arguments into
+//! checked option structs, call the library, print, and map errors to exit codes.
+
+mod commands;
+mod logger;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mdevctl::cli::{Command, Lsmdev, Mdevctl};
+use mdevkit::ops::Context;
+use mdevkit::{Host, Roots};
+
+/// Prints command output; a closed stdout is an error (exit 1), as upstream.
+fn emit(out: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| anyhow::anyhow!("Failed to write data: {e}"))
+}
+
+fn run(args: Vec<OsString>) -> anyhow::Result<()> {
+    let Some(argv0) = args.first() else {
+        anyhow::bail!("empty argument vector: cannot tell mdevctl from lsmdev");
+    };
+    let host = Host::new(Roots::from_env(|k| std::env::var_os(k)));
+    let ctx = Context::new(host);
+    let is_lsmdev = argv0.to_str().is_some_and(|s| s.ends_with("lsmdev"));
+    if is_lsmdev {
+        let cli = Lsmdev::parse_from(args);
+        return emit(&commands::list(&ctx, cli.list));
+    }
+    let cli = Mdevctl::parse_from(args);
+    match cli.command {
+        Command::List(a) => emit(&commands::list(&ctx, a)),
+        Command::Types(a) => emit(&commands::types(&ctx, a)),
+        other => commands::change(&ctx, other).and_then(|out| emit(&out)),
+    }
+}
+
+fn main() -> ExitCode {
+    logger::init();
+    match run(std::env::args_os().collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut text = format!("Error: {e}");
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !text.ends_with(&c) {
+                    text.push_str(": ");
+                    text.push_str(&c);
+                }
+            }
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            ExitCode::FAILURE
+        }
+    }
+}

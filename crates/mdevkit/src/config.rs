@@ -1,0 +1,299 @@
+//! The device definition JSON: `{"mdev_type", "start", "attrs"}`, as stored in
+//! `/etc/mdevctl.d/<parent>/<uuid>`, read from `--jsonfile`, and passed to callouts.
+//!
+//! Reading follows upstream's rules (spec §3.1) but never panics; writing is byte-exact
+//! (pretty, two-space indent, no trailing newline; compact for callouts).
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::types::{Attr, AttrName, NameError, StartMode, TypeName};
+
+/// What is wrong with a definition's JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("not valid JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("the file is empty")]
+    Empty,
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("'mdev_type' is missing or null")]
+    MissingType,
+    #[error("'start' is missing or null")]
+    MissingStart,
+    #[error("'mdev_type' must be a string, found {found}")]
+    TypeNotString { found: String },
+    #[error("'attrs' is not an array")]
+    AttrsNotArray,
+    #[error("attribute {index} is not an object")]
+    AttrNotObject { index: usize },
+    #[error("attribute {index} must have exactly one field, found {count}")]
+    AttrFieldCount { index: usize, count: usize },
+    #[error("attribute {index} ('{name}'): value must be a string, found {found}")]
+    AttrValueNotString {
+        index: usize,
+        name: String,
+        found: String,
+    },
+    #[error("attribute {index}")]
+    AttrName {
+        index: usize,
+        #[source]
+        source: NameError,
+    },
+    #[error("'mdev_type'")]
+    TypeName(#[source] NameError),
+}
+
+/// A device's persistent shape: type, start mode and ordered attributes.
+///
+/// Attribute order matters (vfio-ap checks each assignment against the ones before it),
+/// and duplicates are allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    pub mdev_type: TypeName,
+    pub start: StartMode,
+    pub attrs: Vec<Attr>,
+}
+
+/// Which JSON layout to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonStyle {
+    /// Pretty, two-space indent: config files and `--dumpjson`.
+    Pretty,
+    /// One line: what callouts get on stdin.
+    Compact,
+}
+
+fn kind_of(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// Interprets a JSON attribute array (from a config or a `get attributes` callout).
+pub fn attrs_from_value(v: &Value) -> Result<Vec<Attr>, ConfigError> {
+    let list = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(list) => list,
+        _ => return Err(ConfigError::AttrsNotArray),
+    };
+    let mut attrs = Vec::with_capacity(list.len());
+    for (index, item) in list.iter().enumerate() {
+        let Value::Object(map) = item else {
+            return Err(ConfigError::AttrNotObject { index });
+        };
+        let mut fields = map.iter();
+        let (Some((name, value)), None) = (fields.next(), fields.next()) else {
+            return Err(ConfigError::AttrFieldCount {
+                index,
+                count: map.len(),
+            });
+        };
+        let Value::String(value) = value else {
+            return Err(ConfigError::AttrValueNotString {
+                index,
+                name: name.clone(),
+                found: kind_of(value),
+            });
+        };
+        let name = name
+            .parse::<AttrName>()
+            .map_err(|source| ConfigError::AttrName { index, source })?;
+        attrs.push(Attr {
+            name,
+            value: value.clone(),
+        });
+    }
+    Ok(attrs)
+}
+
+impl DeviceConfig {
+    /// Parses a definition from raw bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8)?;
+        if text.trim().is_empty() {
+            return Err(ConfigError::Empty);
+        }
+        let value: Value = serde_json::from_str(text).map_err(ConfigError::Json)?;
+        Self::from_value(&value)
+    }
+
+    /// Interprets an already-parsed JSON value.
+    pub fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let Value::Object(map) = value else {
+            return Err(ConfigError::NotAnObject);
+        };
+        let mdev_type = match map.get("mdev_type") {
+            None | Some(Value::Null) => return Err(ConfigError::MissingType),
+            Some(Value::String(s)) => s.parse::<TypeName>().map_err(ConfigError::TypeName)?,
+            Some(other) => {
+                return Err(ConfigError::TypeNotString {
+                    found: kind_of(other),
+                })
+            }
+        };
+        // Anything but exactly "auto" means manual, as upstream does.
+        let start = match map.get("start") {
+            None | Some(Value::Null) => return Err(ConfigError::MissingStart),
+            Some(Value::String(s)) if s == "auto" => StartMode::Auto,
+            Some(_) => StartMode::Manual,
+        };
+        let attrs = attrs_from_value(map.get("attrs").unwrap_or(&Value::Null))?;
+        Ok(DeviceConfig {
+            mdev_type,
+            start,
+            attrs,
+        })
+    }
+
+    /// The JSON text in the requested style, without a trailing newline.
+    pub fn to_json(&self, style: JsonStyle) -> String {
+        to_json_string(self, style)
+    }
+}
+
+/// Serialises any of our output shapes; serialising our own types into a `String` cannot
+/// fail, so an impossible error renders as empty rather than panicking.
+pub(crate) fn to_json_string<T: Serialize + ?Sized>(value: &T, style: JsonStyle) -> String {
+    let result = match style {
+        JsonStyle::Pretty => serde_json::to_string_pretty(value),
+        JsonStyle::Compact => serde_json::to_string(value),
+    };
+    result.unwrap_or_default()
+}
+
+/// The attribute list as JSON: `[{"name": "value"}, ...]`.
+pub(crate) struct AttrList<'a>(pub &'a [Attr]);
+
+impl Serialize for AttrList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct One<'a>(&'a Attr);
+        impl Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(self.0.name.as_str(), &self.0.value)?;
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for a in self.0 {
+            seq.serialize_element(&One(a))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for DeviceConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("mdev_type", self.mdev_type.as_str())?;
+        m.serialize_entry("start", self.start.as_str())?;
+        m.serialize_entry("attrs", &AttrList(&self.attrs))?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<DeviceConfig, ConfigError> {
+        DeviceConfig::from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn round_trip_is_byte_exact() {
+        let text = "{\n  \"mdev_type\": \"i915-GVTg_V5_4\",\n  \"start\": \"auto\",\n  \"attrs\": [\n    {\n      \"assign_adapter\": \"5\"\n    }\n  ]\n}";
+        let c = parse(text).unwrap();
+        assert_eq!(c.to_json(JsonStyle::Pretty), text);
+        assert_eq!(
+            c.to_json(JsonStyle::Compact),
+            r#"{"mdev_type":"i915-GVTg_V5_4","start":"auto","attrs":[{"assign_adapter":"5"}]}"#
+        );
+    }
+
+    #[test]
+    fn empty_attrs_are_written_as_empty_array() {
+        let c = parse(r#"{"mdev_type":"t","start":"manual"}"#).unwrap();
+        assert_eq!(
+            c.to_json(JsonStyle::Pretty),
+            "{\n  \"mdev_type\": \"t\",\n  \"start\": \"manual\",\n  \"attrs\": []\n}"
+        );
+    }
+
+    #[test]
+    fn any_start_but_auto_is_manual() {
+        for s in [r#""manual""#, r#""AUTO""#, "7", "true"] {
+            let c = parse(&format!(r#"{{"mdev_type":"t","start":{s}}}"#)).unwrap();
+            assert_eq!(c.start, StartMode::Manual, "{s}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_and_controls_match_upstream_escaping() {
+        let c = parse(r#"{"mdev_type":"t","start":"auto","attrs":[{"a":"ä/\u0001\t"}]}"#).unwrap();
+        assert_eq!(
+            c.to_json(JsonStyle::Compact),
+            r#"{"mdev_type":"t","start":"auto","attrs":[{"a":"ä/\u0001\t"}]}"#
+        );
+    }
+
+    #[test]
+    fn malformed_configs_name_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            ("", "the file is empty"),
+            ("{", "not valid JSON"),
+            ("[]", "not a JSON object"),
+            (r#"{"start":"auto"}"#, "'mdev_type' is missing or null"),
+            (r#"{"mdev_type":"t"}"#, "'start' is missing or null"),
+            (
+                r#"{"mdev_type":5,"start":"auto"}"#,
+                "'mdev_type' must be a string, found the number 5",
+            ),
+            (
+                r#"{"mdev_type":"t","start":"auto","attrs":{}}"#,
+                "'attrs' is not an array",
+            ),
+            (
+                r#"{"mdev_type":"t","start":"auto","attrs":[1]}"#,
+                "attribute 0 is not an object",
+            ),
+            (
+                r#"{"mdev_type":"t","start":"auto","attrs":[{"a":"1","b":"2"}]}"#,
+                "attribute 0 must have exactly one field, found 2",
+            ),
+            (
+                r#"{"mdev_type":"t","start":"auto","attrs":[{}]}"#,
+                "attribute 0 must have exactly one field, found 0",
+            ),
+            (
+                r#"{"mdev_type":"t","start":"auto","attrs":[{"a":1}]}"#,
+                "attribute 0 ('a'): value must be a string, found the number 1",
+            ),
+            (
+                r#"{"mdev_type":"t","start":"auto","attrs":[{"../x":"1"}]}"#,
+                "attribute 0",
+            ),
+            (r#"{"mdev_type":"../t","start":"auto"}"#, "'mdev_type'"),
+        ];
+        for (input, want) in cases {
+            let err = parse(input).unwrap_err();
+            assert_eq!(err.to_string(), *want, "{input}");
+        }
+        assert!(matches!(
+            DeviceConfig::from_slice(b"\xff\xfe"),
+            Err(ConfigError::NotUtf8)
+        ));
+    }
+}

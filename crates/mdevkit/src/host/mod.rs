@@ -1,0 +1,257 @@
+//! The only module that touches the operating system: every path mdevkit uses hangs off
+//! [`Roots`], and every file, directory, lock and process operation goes through here.
+
+pub mod lock;
+pub mod process;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::types::{ParentName, TypeName, Uuid};
+
+/// Environment variable that moves every path under another root (upstream's, kept).
+pub const ENV_ROOT: &str = "MDEVCTL_ENV_ROOT";
+/// Overrides the directory that stands for `/sys` (packagers, simulators).
+pub const ENV_SYSFS_ROOT: &str = "MDEVCTL_SYSFS_ROOT";
+/// Overrides the definition directory that stands for `/etc/mdevctl.d`.
+pub const ENV_CONFIG_DIR: &str = "MDEVCTL_CONFIG_DIR";
+/// Overrides the script directory that stands for `/usr/lib/mdevctl/scripts.d`.
+pub const ENV_SCRIPTS_DIR: &str = "MDEVCTL_SCRIPTS_DIR";
+/// Overrides the lock file (default `/run/lock/mdevctl.lock`).
+pub const ENV_LOCK_FILE: &str = "MDEVCTL_LOCK_FILE";
+
+/// Where everything lives. Built once per process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    /// Stands for `/sys`.
+    pub sysfs: PathBuf,
+    /// Stands for `/etc/mdevctl.d`: one directory per parent, one file per definition.
+    pub config: PathBuf,
+    /// Stands for `/usr/lib/mdevctl/scripts.d` (holds `callouts/` and `notifiers/`).
+    pub scripts: PathBuf,
+    /// The deprecated `/etc/mdevctl.d/scripts.d`, consulted after `scripts`.
+    pub legacy_scripts: PathBuf,
+    /// The inter-process lock file; outside `config` because clients watch that with inotify.
+    pub lock_file: PathBuf,
+}
+
+impl Roots {
+    /// The standard layout under `root` (`/` on a real system).
+    pub fn under(root: &Path) -> Self {
+        let config = root.join("etc/mdevctl.d");
+        Roots {
+            sysfs: root.join("sys"),
+            legacy_scripts: config.join("scripts.d"),
+            config,
+            scripts: root.join("usr/lib/mdevctl/scripts.d"),
+            lock_file: root.join("run/lock/mdevctl.lock"),
+        }
+    }
+
+    /// Reads `MDEVCTL_ENV_ROOT` and the per-directory overrides from `env`.
+    ///
+    /// `MDEVCTL_ENV_ROOT` may be empty or relative (then paths are relative to the working
+    /// directory), as upstream allows. The specific overrides win over the root.
+    pub fn from_env(env: impl Fn(&str) -> Option<OsString>) -> Self {
+        let root = env(ENV_ROOT).map_or_else(|| PathBuf::from("/"), PathBuf::from);
+        let mut roots = Roots::under(&root);
+        if let Some(p) = env(ENV_SYSFS_ROOT) {
+            roots.sysfs = p.into();
+        }
+        if let Some(p) = env(ENV_CONFIG_DIR) {
+            roots.config = p.into();
+            roots.legacy_scripts = roots.config.join("scripts.d");
+        }
+        if let Some(p) = env(ENV_SCRIPTS_DIR) {
+            roots.scripts = p.into();
+        }
+        if let Some(p) = env(ENV_LOCK_FILE) {
+            roots.lock_file = p.into();
+        }
+        roots
+    }
+}
+
+/// What kind of thing a directory entry is, without following symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+/// One directory entry: its raw name and its `lstat` kind.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    pub kind: EntryKind,
+}
+
+/// Access to the host, rooted at [`Roots`].
+#[derive(Debug, Clone)]
+pub struct Host {
+    roots: Roots,
+}
+
+impl Host {
+    pub fn new(roots: Roots) -> Self {
+        Host { roots }
+    }
+
+    pub fn roots(&self) -> &Roots {
+        &self.roots
+    }
+
+    // ---- sysfs paths -------------------------------------------------------------------
+
+    /// `/sys/class/mdev_bus`: one entry (a symlink) per registered parent.
+    pub fn mdev_bus_dir(&self) -> PathBuf {
+        self.roots.sysfs.join("class/mdev_bus")
+    }
+
+    /// `/sys/bus/mdev/devices`: one entry (a symlink) per active mdev.
+    pub fn mdev_devices_dir(&self) -> PathBuf {
+        self.roots.sysfs.join("bus/mdev/devices")
+    }
+
+    pub fn parent_dir(&self, parent: &ParentName) -> PathBuf {
+        self.mdev_bus_dir().join(parent)
+    }
+
+    pub fn types_dir(&self, parent: &ParentName) -> PathBuf {
+        self.parent_dir(parent).join("mdev_supported_types")
+    }
+
+    pub fn type_dir(&self, parent: &ParentName, mdev_type: &TypeName) -> PathBuf {
+        self.types_dir(parent).join(mdev_type)
+    }
+
+    pub fn device_dir(&self, uuid: &Uuid) -> PathBuf {
+        self.mdev_devices_dir().join(uuid.hyphenated())
+    }
+
+    // ---- definition paths --------------------------------------------------------------
+
+    pub fn config_parent_dir(&self, parent: &ParentName) -> PathBuf {
+        self.roots.config.join(parent)
+    }
+
+    pub fn config_file(&self, parent: &ParentName, uuid: &Uuid) -> PathBuf {
+        self.config_parent_dir(parent).join(uuid.hyphenated())
+    }
+
+    // ---- file system operations --------------------------------------------------------
+
+    /// Lists a directory with each entry's `lstat` kind (from readdir's d_type where the
+    /// file system provides it, so this is one getdents per directory, not a stat per entry).
+    pub fn read_dir(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_symlink() => EntryKind::Symlink,
+                Ok(t) if t.is_dir() => EntryKind::Dir,
+                Ok(t) if t.is_file() => EntryKind::File,
+                Ok(_) => EntryKind::Other,
+                Err(_) => EntryKind::Other,
+            };
+            out.push(Entry {
+                name: entry.file_name(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    /// Reads a whole file when it exists; `Ok(None)` when it does not.
+    pub fn read_if_exists(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::read_link(path)
+    }
+
+    pub fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::canonicalize(path)
+    }
+
+    /// Does `path` exist (following symlinks)?
+    pub fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    /// Is `path` a regular file (following symlinks)?
+    pub fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    /// Is `path` a directory (following symlinks)?
+    pub fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    /// Writes `data` to an existing sysfs file in one `write` call, without creating it.
+    ///
+    /// sysfs attributes act on a single write; a trailing newline is never added here.
+    pub fn write_sysfs(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        let n = f.write(data)?;
+        if n != data.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write: {n} of {} bytes", data.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename over
+    /// the target, fsync the directory. Readers see the old or the new file, never a torn
+    /// one, and inotify watchers see one `moved_to` event.
+    pub fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, path)?;
+            fs::File::open(dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    pub fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    /// Removes `dir` only if it is empty; anything else leaves it alone.
+    pub fn remove_dir_if_empty(&self, dir: &Path) {
+        let _ = fs::remove_dir(dir);
+    }
+}

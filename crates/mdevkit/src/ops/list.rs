@@ -1,0 +1,126 @@
+//! `mdevctl list` and `lsmdev`: active devices, or stored definitions with `--defined`.
+
+use super::{warn_skipped, Context, Format};
+use crate::render::{self, JsonShape, ListRow, Marker, Verbosity};
+use crate::store::{self, Selection};
+use crate::sysfs;
+use crate::types::{ParentName, StartMode, Uuid};
+
+/// Which devices `list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Devices the kernel has created.
+    #[default]
+    Active,
+    /// Stored definitions (`--defined`).
+    Defined,
+}
+
+/// Checked options of `list`.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub source: Source,
+    pub uuid: Option<Uuid>,
+    pub parent: Option<ParentName>,
+    pub verbosity: Verbosity,
+    pub format: Format,
+}
+
+/// Rows for `list --defined`, sorted by parent then UUID. Broken definitions are reported
+/// as warnings and left out (DIVERGENCES §2).
+pub fn defined_rows(
+    ctx: &Context,
+    uuid: Option<&Uuid>,
+    parent: Option<&ParentName>,
+) -> Vec<ListRow> {
+    let scan = store::scan(&ctx.host, &Selection { uuid, parent });
+    for b in &scan.broken {
+        log::warn!("{}", crate::error::chain(&b.error));
+    }
+    if scan.is_empty() {
+        return Vec::new();
+    }
+    let (active, skipped) = sysfs::active_devices(&ctx.host, uuid);
+    warn_skipped(&skipped);
+    scan.into_defs()
+        .into_iter()
+        .map(|d| {
+            let is_active = active
+                .get(&d.uuid)
+                .is_some_and(|a| a.parent == d.parent && a.mdev_type == d.config.mdev_type);
+            ListRow {
+                uuid: d.uuid,
+                parent: d.parent,
+                mdev_type: d.config.mdev_type,
+                start: d.config.start,
+                attrs: d.config.attrs,
+                marker: if is_active {
+                    Marker::Active
+                } else {
+                    Marker::None
+                },
+            }
+        })
+        .collect()
+}
+
+/// Rows for the active listing, sorted by parent then UUID.
+pub fn active_rows(
+    ctx: &Context,
+    uuid: Option<&Uuid>,
+    parent: Option<&ParentName>,
+) -> Vec<ListRow> {
+    let (active, skipped) = sysfs::active_devices(&ctx.host, uuid);
+    warn_skipped(&skipped);
+    let mut rows: Vec<ListRow> = active
+        .into_values()
+        .filter(|a| parent.is_none_or(|p| *p == a.parent))
+        .map(|a| {
+            // One read per device: existence gives `(defined)`, content gives the start
+            // mode; a malformed definition still counts as defined but starts manually.
+            let path = ctx.host.config_file(&a.parent, &a.uuid);
+            let (marker, start) = match ctx.host.read_if_exists(&path) {
+                Ok(None) => (Marker::None, StartMode::Manual),
+                Ok(Some(bytes)) => (
+                    Marker::Defined,
+                    crate::config::DeviceConfig::from_slice(&bytes)
+                        .map_or(StartMode::Manual, |c| c.start),
+                ),
+                Err(e) => {
+                    log::warn!("Cannot read {}: {e}", path.display());
+                    (Marker::Defined, StartMode::Manual)
+                }
+            };
+            ListRow {
+                uuid: a.uuid,
+                parent: a.parent,
+                mdev_type: a.mdev_type,
+                start,
+                attrs: Vec::new(),
+                marker,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.parent, a.uuid).cmp(&(&b.parent, b.uuid)));
+    rows
+}
+
+/// Returns the bytes to print.
+pub fn list(ctx: &Context, opts: &ListOptions) -> String {
+    let (uuid, parent) = (opts.uuid.as_ref(), opts.parent.as_ref());
+    let rows = match opts.source {
+        Source::Defined => defined_rows(ctx, uuid, parent),
+        Source::Active => active_rows(ctx, uuid, parent),
+    };
+    match opts.format {
+        Format::Text => render::list_text(&rows, opts.verbosity),
+        Format::Json => render::list_json(
+            &rows,
+            if opts.uuid.is_some() {
+                JsonShape::SingleUuid
+            } else {
+                JsonShape::Hierarchy
+            },
+        ),
+    }
+}
