@@ -42,7 +42,11 @@ main() {
     local t0 t1
     t0=$(rk_now_ms)
     trap rk_on_exit EXIT
+    trap 'rk_on_err "${BASH_SOURCE[0]##*/}:$LINENO" "$BASH_COMMAND" "$?"' ERR
     mkdir -p "$RK_CACHE" || { echo "realkernel: cannot create cache dir $RK_CACHE" >&2; exit 1; }
+    # one run at a time per cache (the kernel build and last-run/ are shared)
+    exec 9>"$RK_CACHE/lock"
+    flock -w 900 9 || die "another run still holds $RK_CACHE/lock after 15 minutes"
     RK_RUN_DIR=$RK_CACHE/last-run
     rm -rf "$RK_RUN_DIR"
     RK_LOG_DIR=$RK_RUN_DIR/logs

@@ -28,11 +28,22 @@ quiet() {
     fi
 }
 
+# ERR trap: remember the first command that failed unexpectedly (set -e then
+# stops the script), so that no failure goes unexplained.
+RK_ERR_WHERE=""
+rk_on_err() {
+    [ -n "$RK_ERR_WHERE" ] || RK_ERR_WHERE="'$2' failed with status $3 ($1)"
+}
+
 rk_on_exit() {
     local rc=$?
     if [ "$rc" -ne 0 ]; then
         printf '\nrealkernel: FAILED in step "%s" (exit status %s)\n' "$RK_STEP" "$rc" >&2
-        [ -z "$RK_FAIL_REASON" ] || printf 'realkernel: reason: %s\n' "$RK_FAIL_REASON" >&2
+        if [ -n "$RK_FAIL_REASON" ]; then
+            printf 'realkernel: reason: %s\n' "$RK_FAIL_REASON" >&2
+        elif [ -n "$RK_ERR_WHERE" ]; then
+            printf 'realkernel: reason: unexpected error: %s\n' "$RK_ERR_WHERE" >&2
+        fi
         if [ -n "$RK_STEP_LOG" ] && [ -s "$RK_STEP_LOG" ]; then
             printf 'realkernel: last lines of %s:\n' "$RK_STEP_LOG" >&2
             tail -n "${RK_TAIL_LINES:-40}" "$RK_STEP_LOG" | sed 's/^/    | /' >&2

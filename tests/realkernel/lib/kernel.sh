@@ -91,11 +91,11 @@ resolve_kernel() {
 
 kver_from_meta() {
     apt-cache depends linux-image-amd64 2>/dev/null \
-        | sed -nE 's/^ *Depends: linux-image-([0-9][^ ]*-amd64)$/\1/p' | head -n1
+        | sed -nE 's/^ *Depends: linux-image-([0-9][^ ]*-amd64)$/\1/p' | head -n1 || true
 }
 
 pkg_candidate() {
-    apt-cache policy "$1" 2>/dev/null | sed -nE 's/^ *Candidate: (.*)$/\1/p' | grep -v '(none)' | head -n1
+    apt-cache policy "$1" 2>/dev/null | sed -nE 's/^ *Candidate: (.*)$/\1/p' | { grep -v '(none)' || true; } | head -n1
 }
 
 # The stamp describes everything the cached artefacts were made from; a
@@ -135,7 +135,7 @@ fetch_kernel_packages() {
     download_deb "$RK_IMG_PKG=$RK_IMG_VERSION" || die "download of $RK_IMG_PKG $RK_IMG_VERSION failed"
     download_deb "$hdr=$RK_IMG_VERSION" || download_deb "$hdr" || die "download of $hdr failed"
     # headers-$KVER depends on its -common package and on linux-kbuild-<series>
-    deps=$(apt-cache depends "$hdr" 2>/dev/null | sed -nE 's/^ *Depends: (linux-(headers|kbuild)-[^ ]+)$/\1/p')
+    deps=$(apt-cache depends "$hdr" 2>/dev/null | sed -nE 's/^ *Depends: (linux-(headers|kbuild)-[^ ]+)$/\1/p' || true)
     [ -n "$deps" ] || die "apt-cache depends $hdr lists no linux-headers-*-common / linux-kbuild-* packages"
     for p in $deps; do
         download_deb "$p=$RK_IMG_VERSION" || download_deb "$p" || die "download of $p failed"
@@ -187,7 +187,7 @@ build_kernel_bits() {
     dpkg-deb --fsys-tarfile "$debs/${RK_SRC_PKG}"_*.deb \
         | tar -x -C "$b" --wildcards './usr/src/linux-source-*.tar.*' \
         || die "cannot unpack $RK_SRC_PKG"
-    tarball=$(compgen -G "$b/usr/src/linux-source-*.tar.*" | head -n1)
+    tarball=$(compgen -G "$b/usr/src/linux-source-*.tar.*" | head -n1 || true)
     [ -n "$tarball" ] || die "$RK_SRC_PKG contains no source tarball"
     srcdir=$(basename "${tarball%.tar.*}")
     tar -x -C "$b" -f "$tarball" "$srcdir/samples/vfio-mdev" "$srcdir/scripts/extract-vmlinux" \
