@@ -278,6 +278,10 @@ check_list_defined_matches() { # LABEL
     expect_list_defined
     mc list -d
     expect_output "$1: 'mdevctl list -d' matches /etc/mdevctl.d and sysfs" "$EXP"
+    cp "$OUT" /tmp/rk.list
+    lsm -d
+    if [ "$RC" = 0 ] && cmp -s /tmp/rk.list "$OUT"; then ok "$1: 'lsmdev -d' prints the same as 'mdevctl list -d'"
+    else fail "$1: 'lsmdev -d' prints the same as 'mdevctl list -d'"; detail_last_cmd; fi
 }
 
 # ---------------------------------------------------------------- clean-up between groups

@@ -100,7 +100,7 @@ pkg_candidate() {
 
 # The stamp describes everything the cached artefacts were made from; a
 # different kernel package version or recipe means a rebuild.
-RK_RECIPE=2
+RK_RECIPE=3
 kernel_stamp() {
     printf 'kver=%s\nimage=%s\nrecipe=%s\n' "$RK_KVER" "$RK_IMG_VERSION" "$RK_RECIPE"
 }
@@ -205,11 +205,24 @@ build_kernel_bits() {
         [ -f "$b/$srcdir/samples/vfio-mdev/$m.ko" ] || die "sample driver $m.ko was not built"
     done
 
-    # 6. the module tree the guest gets, plus the samples under extra/
-    mkdir -p "$c/modroot/lib/modules"
-    mv "$b/img/lib/modules/$RK_KVER" "$c/modroot/lib/modules/"
-    mkdir -p "$c/modroot/lib/modules/$RK_KVER/extra"
-    cp "$b/$srcdir"/samples/vfio-mdev/{mtty,mdpy,mbochs}.ko "$c/modroot/lib/modules/$RK_KVER/extra/"
+    # 6. the module tree the guest gets: the samples under extra/, and only the
+    #    modules the guest loads plus their dependencies (keeps the cache small)
+    local full=$b/img/lib/modules/$RK_KVER keep=$c/modroot/lib/modules/$RK_KVER m line path
+    mkdir -p "$full/extra" "$keep"
+    cp "$b/$srcdir"/samples/vfio-mdev/{mtty,mdpy,mbochs}.ko "$full/extra/"
+    quiet depmod -b "$b/img" "$RK_KVER" || die "depmod failed"
+    for m in $RK_GUEST_MODULES; do
+        modprobe -d "$b/img" -S "$RK_KVER" --show-depends "$m" >"$b/deps.txt" 2>>"$RK_STEP_LOG" \
+            || die "kernel $RK_KVER has no module $m (or one of its dependencies)"
+        while read -r line path _; do
+            [ "$line" = insmod ] || continue
+            mkdir -p "$(dirname "$keep/${path#"$full"/}")"
+            cp "$path" "$keep/${path#"$full"/}"
+        done <"$b/deps.txt"
+    done
+    for f in modules.order modules.builtin modules.builtin.modinfo; do
+        [ -f "$full/$f" ] && cp "$full/$f" "$keep/"
+    done
     quiet depmod -b "$c/modroot" "$RK_KVER" || die "depmod failed"
 
     # 7. kernel: the uncompressed ELF boots directly (PVH), saving the in-guest
