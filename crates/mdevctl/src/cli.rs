@@ -118,8 +118,8 @@ pub struct DefineArgs {
 #[derive(Debug, Args)]
 pub struct UndefineArgs {
     /// UUID of the device
-    #[arg(short, long, value_parser = uuid, required = true)]
-    pub uuid: Option<Uuid>,
+    #[arg(short, long, value_parser = uuid)]
+    pub uuid: Uuid,
     /// Parent of the device; without it, every definition of the UUID is removed
     #[arg(short, long, value_parser = parent)]
     pub parent: Option<ParentName>,
@@ -137,8 +137,8 @@ pub struct UndefineArgs {
 ))]
 pub struct ModifyArgs {
     /// UUID of the device
-    #[arg(short, long, value_parser = uuid, required = true)]
-    pub uuid: Option<Uuid>,
+    #[arg(short, long, value_parser = uuid)]
+    pub uuid: Uuid,
     /// Parent of the device
     #[arg(short, long, value_parser = parent)]
     pub parent: Option<ParentName>,
@@ -199,8 +199,8 @@ pub struct StartArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// UUID of the device
-    #[arg(short, long, value_parser = uuid, required = true)]
-    pub uuid: Option<Uuid>,
+    #[arg(short, long, value_parser = uuid)]
+    pub uuid: Uuid,
     /// Run even when callout scripts fail
     #[arg(short, long)]
     pub force: bool,

@@ -27,13 +27,14 @@ fn run(args: Vec<OsString>) -> anyhow::Result<()> {
         anyhow::bail!("empty argument vector: cannot tell mdevctl from lsmdev");
     };
     let host = Host::new(Roots::from_env(|k| std::env::var_os(k)));
-    let ctx = Context::new(host);
+    let ctx = Context::new(host, commands::settings()?);
     let is_lsmdev = argv0.to_str().is_some_and(|s| s.ends_with("lsmdev"));
     if is_lsmdev {
         let cli = Lsmdev::parse_from(args);
         return emit(&commands::list(&ctx, cli.list));
     }
     let cli = Mdevctl::parse_from(args);
+    commands::check_relations(&cli.command);
     match cli.command {
         Command::List(a) => emit(&commands::list(&ctx, a)),
         Command::Types(a) => emit(&commands::types(&ctx, a)),

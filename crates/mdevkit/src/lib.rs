@@ -5,6 +5,7 @@
 //! kernel's mdev interface; [`render`] keeps output byte-exact; [`ops`] has one module per
 //! command.
 
+pub mod callouts;
 pub mod config;
 pub mod error;
 pub mod host;

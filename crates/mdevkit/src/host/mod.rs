@@ -250,6 +250,29 @@ impl Host {
         fs::remove_file(path)
     }
 
+    /// Runs a callout or notifier program (see [`process::run`]).
+    pub fn run_program(
+        &self,
+        program: &Path,
+        args: &[&str],
+        stdin: process::Stdin<'_>,
+        limit: std::time::Duration,
+    ) -> io::Result<process::Output> {
+        process::run(program, args, stdin, limit)
+    }
+
+    /// Echoes a script's stderr as `<script name>: <text>`, verbatim, as upstream does.
+    pub fn echo_stderr(&self, script: &Path, stderr: &[u8]) {
+        if stderr.is_empty() {
+            return;
+        }
+        let name = script.file_name().unwrap_or_default().to_string_lossy();
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(name.as_bytes());
+        let _ = err.write_all(b": ");
+        let _ = err.write_all(stderr);
+    }
+
     /// Removes `dir` only if it is empty; anything else leaves it alone.
     pub fn remove_dir_if_empty(&self, dir: &Path) {
         let _ = fs::remove_dir(dir);

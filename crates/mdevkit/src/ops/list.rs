@@ -91,12 +91,23 @@ pub fn active_rows(
                     (Marker::Defined, StartMode::Manual)
                 }
             };
+            // Active attributes come only from callouts (upstream PR #71); a failing
+            // script means "no attributes", not a failed listing.
+            let subject = crate::callouts::Subject {
+                uuid: &a.uuid,
+                parent: &a.parent,
+                mdev_type: &a.mdev_type,
+            };
+            let attrs = ctx.callouts.get_attributes(&subject).unwrap_or_else(|e| {
+                log::debug!("get attributes of {}: {}", a.uuid, crate::error::chain(&e));
+                Vec::new()
+            });
             ListRow {
                 uuid: a.uuid,
                 parent: a.parent,
                 mdev_type: a.mdev_type,
                 start,
-                attrs: Vec::new(),
+                attrs,
                 marker,
             }
         })

@@ -1,9 +1,25 @@
 //! One module per `mdevctl` command; each takes checked options and a [`Context`].
 
+pub mod autostart;
+pub mod define;
+pub mod error;
 pub mod list;
+pub mod modify;
+pub mod start;
+pub mod stop;
 pub mod types;
+pub mod undefine;
 
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::OpError;
+
+use crate::callouts::{Callouts, Subject};
+use crate::config::{DeviceConfig, JsonStyle};
+use crate::host::lock::{self, LockGuard};
 use crate::host::Host;
+use crate::types::{ParentName, Uuid};
 
 /// Output format of the listing commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,16 +28,88 @@ pub enum Format {
     Json,
 }
 
+/// Tunables that are not part of the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long one callout script may run before it is killed.
+    pub callout_timeout: Duration,
+    /// How long a state-changing command waits for the inter-process lock.
+    pub lock_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            callout_timeout: crate::callouts::DEFAULT_TIMEOUT,
+            lock_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Everything a command needs from its environment.
 #[derive(Debug)]
 pub struct Context {
     pub host: Host,
+    pub callouts: Callouts,
+    pub settings: Settings,
 }
 
 impl Context {
-    pub fn new(host: Host) -> Self {
-        Context { host }
+    pub fn new(host: Host, settings: Settings) -> Self {
+        Context {
+            callouts: Callouts::new(host.clone(), settings.callout_timeout),
+            host,
+            settings,
+        }
     }
+
+    /// Takes the lock that serialises state changes; held until the guard drops.
+    pub(crate) fn lock(&self) -> Result<LockGuard, OpError> {
+        Ok(lock::acquire(
+            &self.host.roots().lock_file,
+            self.settings.lock_timeout,
+        )?)
+    }
+
+    /// Commands that write definitions refuse to run without the definition directory:
+    /// its absence means a wrong root or a broken installation, not "create it".
+    pub(crate) fn require_config_dir(&self) -> Result<(), OpError> {
+        let path = &self.host.roots().config;
+        if self.host.is_dir(path) {
+            Ok(())
+        } else {
+            Err(OpError::MissingConfigDir { path: path.clone() })
+        }
+    }
+}
+
+/// The device as callouts see it.
+pub(crate) fn subject<'a>(
+    uuid: &'a Uuid,
+    parent: &'a ParentName,
+    c: &'a DeviceConfig,
+) -> Subject<'a> {
+    Subject {
+        uuid,
+        parent,
+        mdev_type: &c.mdev_type,
+    }
+}
+
+pub(crate) fn compact(c: &DeviceConfig) -> String {
+    c.to_json(JsonStyle::Compact)
+}
+
+/// Reads and parses a `--jsonfile` (which may be `/dev/stdin`).
+pub(crate) fn read_jsonfile(host: &Host, path: &Path) -> Result<DeviceConfig, OpError> {
+    let bytes = host.read(path).map_err(|source| OpError::ReadJson {
+        path: path.to_owned(),
+        source,
+    })?;
+    DeviceConfig::from_slice(&bytes).map_err(|source| OpError::BadJson {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Logs each skipped sysfs entry as one warning line.
@@ -29,4 +117,28 @@ pub(crate) fn warn_skipped(skipped: &[crate::sysfs::Skipped]) {
     for s in skipped {
         log::warn!("Skipping {}: {}", s.path.display(), s.reason);
     }
+}
+
+/// The definitions of one UUID (optionally on one parent). A malformed definition of that
+/// UUID is an error naming the file, since the command targets exactly that device.
+pub(crate) fn definitions_of(
+    ctx: &Context,
+    uuid: &Uuid,
+    parent: Option<&ParentName>,
+) -> Result<Vec<crate::store::Definition>, OpError> {
+    let scan = crate::store::scan(
+        &ctx.host,
+        &crate::store::Selection {
+            uuid: Some(uuid),
+            parent,
+        },
+    );
+    let crate::store::Scan { defs, broken } = scan;
+    if let Some(b) = broken.into_iter().next() {
+        return Err(b.error.into());
+    }
+    Ok(defs
+        .into_values()
+        .flat_map(std::collections::BTreeMap::into_values)
+        .collect())
 }

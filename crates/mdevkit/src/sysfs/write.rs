@@ -16,8 +16,8 @@ pub struct KernelWriteError {
     pub value: String,
     pub errno: String,
     pub hint: &'static str,
-    #[source]
-    pub source: io::Error,
+    /// The kernel's error; its text is already in the message (errno), so not a source.
+    pub io: io::Error,
 }
 
 /// What was being written, which decides the hint for an errno.
@@ -74,7 +74,7 @@ fn write(host: &Host, kind: WriteKind, path: &Path, value: &str) -> Result<(), K
             value: value.escape_debug().to_string(),
             errno: errno_name(&source),
             hint: hint(kind, &source),
-            source,
+            io: source,
         })
 }
 
@@ -99,7 +99,7 @@ pub fn create(
                 value: uuid.hyphenated(),
                 errno: errno_name(&source),
                 hint: hint(WriteKind::Create, &source),
-                source,
+                io: source,
             });
     }
     write(host, WriteKind::Create, &path, &uuid.hyphenated())
