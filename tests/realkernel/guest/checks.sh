@@ -136,8 +136,13 @@ lsm() {
 }
 
 rc_is() { [ "$RC" = "$1" ]; }
+# note_err : show the first lines of the last stderr (for reviewing messages; not a check)
+note_err() { head -n 3 "$ERR" | sed 's/^/  |     stderr: /'; }
+uptime_cs() { sed 's/^\([0-9]*\)\.\([0-9]*\).*/\1\2/' /proc/uptime; }
 rc0_empty() { [ "$RC" = 0 ] && [ ! -s "$OUT" ]; }
 rc0_one_line() { [ "$RC" = 0 ] && [ "$(wc -l <"$OUT")" = 1 ]; }
+rc0_and_gone() { [ "$RC" = 0 ] && [ ! -e "$MDEV_DEVS/$1" ]; }
+gone_but_running() { [ ! -e "$1" ] && [ -e "$MDEV_DEVS/$2" ]; }
 rc_usage_or_runtime() { [ "$RC" = 1 ] || [ "$RC" = 2 ]; }
 out_empty() { [ ! -s "$OUT" ]; }
 err_has() { grep -qi -- "$1" "$ERR"; }
@@ -320,6 +325,10 @@ group_environment() {
     mc list --dumpjson
     printf '[]' >"$EXP"
     expect_output "'mdevctl list --dumpjson' with no devices prints []" "$EXP"
+    t0=$(uptime_cs)
+    for _ in 1 2 3 4 5 6 7 8 9 10; do mc types; done
+    t1=$(uptime_cs)
+    echo "  | (timing: 10 x 'mdevctl types' took $(((t1 - t0) * 10)) ms in this TCG guest)"
 }
 
 group_types() {
@@ -356,7 +365,7 @@ group_transient() {
     expect_list_active
     printf '%s mtty mtty-2 manual\n' "$u" >/tmp/rk.want
     check_sys "expected list line is '$u mtty mtty-2 manual'" cmp -s /tmp/rk.want "$EXP"
-    check_list_matches_sysfs "transient"
+    check_list_matches_sysfs "device running"
     expect_types_text
     mc types
     expect_output "'mdevctl types' shows the lower available_instances" "$EXP"
@@ -369,6 +378,16 @@ group_transient() {
     expect_json "'mdevctl list -u U --dumpjson' is the single device object" "$EXP"
     mc list -d
     check "'mdevctl list -d' does not show the transient device" rc0_empty
+    # define without -p/-t takes parent and type from the running device (spec 4.3)
+    mc define -u "$u"
+    check "'define -u U' of the running device (no -p/-t) exits 0" rc_is 0
+    check_sys "  ... and writes $CONF/mtty/$u with type mtty-2" \
+        test "$(conf_type "$CONF/mtty/$u" 2>/dev/null)" = mtty-2
+    check_list_matches_sysfs "running and defined"
+    mc undefine -u "$u"
+    check "'undefine -u U' of the running device exits 0" rc_is 0
+    check_sys "  ... removes the config and leaves the device running" \
+        gone_but_running "$CONF/mtty/$u" "$u"
     mc stop -u "$u"
     check "'stop -u U' exits 0" rc_is 0
     check_sys "$MDEV_DEVS/$u is gone after stop" not_active "$u"
@@ -461,6 +480,11 @@ group_defined() {
     check_sys "  ... which is '$u mtty mtty-1 auto (active)'" cmp -s /tmp/rk.want "$EXP"
     check_list_matches_sysfs "after modify --auto"
     check_sys "device still active after modify" active_as "$u" mtty mtty-1
+    mc modify -u "$u" --manual
+    check "'modify -u U --manual' exits 0" rc_is 0
+    check_sys "config says start manual again" test "$(conf_start "$f")" = manual
+    mc modify -u "$u" --auto
+    check "'modify -u U --auto' again exits 0" rc_is 0
 
     mc stop -u "$u"
     check "'stop -u U' exits 0" rc_is 0
@@ -476,6 +500,31 @@ group_defined() {
     check "'mdevctl list -d' prints nothing after undefine" rc0_empty
     mc undefine -u "$u"
     check_after "$undefined" "undefining it again fails with exit 1" rc_is 1
+}
+
+group_jsonfile() {
+    printf '{"mdev_type": "mdpy-xga", "start": "manual", "attrs": []}' >/tmp/rk.dev.json
+    mc start -p mdpy --jsonfile /tmp/rk.dev.json
+    u=$(head -n 1 "$OUT")
+    check "'start -p mdpy --jsonfile F' exits 0 and prints a UUID" rc0_one_line
+    check_sys "  ... and the device runs as mdpy-xga" active_as "$u" mdpy mdpy-xga
+    mc stop -u "$u"
+    check "  ... and 'stop -u' removes it" rc0_and_gone "$u"
+    u=$(new_uuid)
+    printf '{"mdev_type": "mdpy-vga", "start": "auto", "attrs": []}' >/tmp/rk.dev.json
+    mc define -u "$u" -p mdpy --jsonfile /tmp/rk.dev.json
+    check "'define -u U -p mdpy --jsonfile F' exits 0" rc_is 0
+    check_sys "  ... config has type mdpy-vga and start auto" \
+        test "$(conf_type "$CONF/mdpy/$u" 2>/dev/null)/$(conf_start "$CONF/mdpy/$u" 2>/dev/null)" = mdpy-vga/auto
+    mc start -u "$u"
+    check "'start -u U' of it exits 0" rc_is 0
+    check_sys "  ... and it runs as mdpy-vga" active_as "$u" mdpy mdpy-vga
+    check_list_defined_matches "jsonfile"
+    mc stop -u "$u"
+    check "'stop -u U' exits 0" rc_is 0
+    mc undefine -u "$u"
+    check "'undefine -u U' exits 0" rc_is 0
+    check_sys "  ... and its config is gone" test ! -e "$CONF/mdpy/$u"
 }
 
 group_exhaustion() {
@@ -500,6 +549,7 @@ group_exhaustion() {
     mc start -p $p -t $t
     check_after "$exhausted" "one more 'start -p $p -t $t' fails with exit 1" rc_is 1
     check "  ... and the message mentions no available instances" err_has "available instances"
+    note_err
     check_sys "  ... and no device was created" test "$(active_count)" = "$count"
     check_list_matches_sysfs "pool exhausted"
     for u in $made; do mc stop -u "$u"; done
@@ -517,6 +567,7 @@ group_duplicate() {
     mc start -u "$u" -p mtty -t mtty-1
     check_after "$first" "the same start again fails with exit 1" rc_is 1
     check "  ... and the message says the device already exists" err_has "already exist"
+    note_err
     check_sys "  ... and nothing changed in sysfs" test "$a/$count" = "$(avail mtty mtty-1)/$(active_count)"
     mc start -u "$u" -p mtty -t mtty-2
     check_after "$first" "starting the UUID with another type fails with exit 1" rc_is 1
@@ -539,17 +590,22 @@ group_errors() {
     count=$(active_count)
     mc start -p no-such-parent -t mtty-1
     check_after "$control" "start on a missing parent fails with exit 1" rc_is 1
+    note_err
     check "  ... naming the parent" err_has "no-such-parent"
     mc start -p MTTY -t mtty-1
     check_after "$control" "start on 'MTTY' fails with exit 1" rc_is 1
+    note_err
     check "  ... and suggests 'mtty'" err_has "'mtty'"
     mc start -p mtty -t no-such-type
     check_after "$control" "start of an unsupported type fails with exit 1" rc_is 1
+    note_err
     check "  ... naming the type" err_has "no-such-type"
     mc stop -u "$(new_uuid)"
     check_after "$control" "stop of a UUID that is not active fails with exit 1" rc_is 1
+    note_err
     mc start -t mtty-1
     check_after "$control" "start with a type but no parent fails (exit 1 or 2)" rc_usage_or_runtime
+    note_err
     check_sys "none of these created a device" test "$(active_count)" = "$count"
 }
 
@@ -628,7 +684,7 @@ run_group() {
     reset_state
 }
 
-for g in environment types transient multi_parent defined exhaustion duplicate errors autostart final; do
+for g in environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart final; do
     run_group "$g"
 done
 
