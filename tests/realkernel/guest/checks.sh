@@ -122,7 +122,9 @@ expect_json() {
 # ---------------------------------------------------------------- running mdevctl
 
 # mc ARGS... : run mdevctl; sets RC, LAST_CMD; output in $OUT and $ERR
+CALLS=0
 mc() {
+    CALLS=$((CALLS + 1))
     LAST_CMD="mdevctl $*"
     timeout "$CMD_TIMEOUT" mdevctl "$@" >"$OUT" 2>"$ERR" </dev/null
     RC=$?
@@ -130,6 +132,7 @@ mc() {
 
 # lsm ARGS... : the same binary invoked as lsmdev
 lsm() {
+    CALLS=$((CALLS + 1))
     LAST_CMD="lsmdev $*"
     timeout "$CMD_TIMEOUT" lsmdev "$@" >"$OUT" 2>"$ERR" </dev/null
     RC=$?
@@ -688,5 +691,6 @@ for g in environment types transient multi_parent defined jsonfile exhaustion du
     run_group "$g"
 done
 
+echo "  | ($CALLS mdevctl/lsmdev invocations)"
 echo "realkernel: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
