@@ -123,8 +123,15 @@ pub fn scan(host: &Host, sel: &Selection<'_>) -> Scan {
     let mut out = Scan::default();
     let root = &host.roots().config;
     let parents = match sel.parent {
-        // A parent filter means one directory listing, not a scan of all of them.
-        Some(p) => vec![(p.clone(), host.config_parent_dir(p))],
+        // A parent filter means one directory listing, not a scan of all of them; the
+        // directory must pass the same `lstat` test as in a full scan.
+        Some(p) => {
+            let dir = host.config_parent_dir(p);
+            if !host.is_real_dir(&dir) {
+                return out;
+            }
+            vec![(p.clone(), dir)]
+        }
         None => {
             let Ok(entries) = host.read_dir(root) else {
                 return out;
