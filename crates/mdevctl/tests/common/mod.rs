@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Well-known UUIDs used across the tests, in canonical form.
-pub const U1: &str = "11111111-1111-4111-8111-111111111111";
-pub const U2: &str = "22222222-2222-4222-8222-222222222222";
-pub const U3: &str = "33333333-3333-4333-8333-333333333333";
-pub const U4: &str = "44444444-4444-4444-8444-444444444444";
-pub const U5: &str = "55555555-5555-4555-8555-555555555555";
+/// Well-known UUIDs used across the tests, in canonical form; each has letters, so that
+/// its upper-case spelling differs.
+pub const U1: &str = "11111111-1111-4111-8111-1111111111ab";
+pub const U2: &str = "22222222-2222-4222-8222-2222222222cd";
+pub const U3: &str = "33333333-3333-4333-8333-3333333333ef";
+pub const U4: &str = "44444444-4444-4444-8444-4444444444ab";
+pub const U5: &str = "55555555-5555-4555-8555-5555555555cd";
 pub const UA: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 
 /// A directory under the system temp dir, removed (best effort) when dropped.
