@@ -311,3 +311,48 @@ fn stdout_json_has_no_trailing_newline_and_text_does() {
     assert!(text.ends_with('\n'));
     assert!(json.ends_with(']') && !json.ends_with('\n'));
 }
+
+#[test]
+fn directory_overrides_win_over_env_root() {
+    let root = FakeRoot::new();
+    let elsewhere = standard_host();
+    let t = mdevctl_env(
+        &root,
+        &["list", "-d"],
+        &[(
+            "MDEVCTL_CONFIG_DIR",
+            elsewhere.join("etc/mdevctl.d").as_os_str(),
+        )],
+    );
+    t.assert_clean();
+    // The markers of `list -d` still come from the root's (empty) sysfs.
+    let want = mdevctl(&elsewhere, &["list", "-d"]).stdout;
+    assert!(want.contains(" (active)"));
+    assert_eq!(t.stdout, want.replace(" (active)", ""));
+    let t = mdevctl_env(
+        &root,
+        &["types"],
+        &[("MDEVCTL_SYSFS_ROOT", elsewhere.join("sys").as_os_str())],
+    );
+    t.assert_clean();
+    assert_eq!(t.stdout, mdevctl(&elsewhere, &["types"]).stdout);
+    assert!(!t.stdout.is_empty());
+}
+
+#[test]
+fn log_filter_error_silences_warnings() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "auto");
+    root.define_raw("mtty", "not-a-uuid", "{}");
+    let warned = mdevctl(&root, &["list", "-d"]);
+    assert_eq!(warned.warnings(&root).len(), 1);
+    for level in ["error", "off", "mdevkit=error"] {
+        let t = mdevctl_env(
+            &root,
+            &["list", "-d"],
+            &[("MDEVCTL_LOG", OsStr::new(level))],
+        );
+        t.assert_clean();
+        assert_eq!(t.stdout, warned.stdout, "{level}");
+    }
+}

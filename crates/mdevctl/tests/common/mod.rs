@@ -448,6 +448,19 @@ pub fn mdevctl(root: &FakeRoot, args: &[&str]) -> Transcript {
     run(root, "mdevctl", args)
 }
 
+/// `mdevctl <args>` with extra environment variables set on top of the usual ones.
+pub fn mdevctl_env(root: &FakeRoot, args: &[&str], env: &[(&str, &OsStr)]) -> Transcript {
+    let mut cmd = command(
+        root,
+        &bin(),
+        &args.iter().map(OsStr::new).collect::<Vec<_>>(),
+    );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    finish(cmd)
+}
+
 /// Runs the binary with an arbitrary (possibly non-UTF-8) argv[0].
 pub fn run_with_arg0(root: &FakeRoot, arg0: &OsStr, args: &[&str]) -> Transcript {
     let mut cmd = command(
