@@ -249,6 +249,19 @@ impl FakeRoot {
     }
 }
 
+impl FakeRoot {
+    /// An executable `/bin/sh` script in `usr/lib/mdevctl/scripts.d/<kind>/<name>`
+    /// (`kind` is `callouts` or `notifiers`).
+    pub fn script(&self, kind: &str, name: &str, body: &str) -> PathBuf {
+        let p = self.write(
+            format!("usr/lib/mdevctl/scripts.d/{kind}/{name}"),
+            format!("#!/bin/sh\n{body}"),
+        );
+        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        p
+    }
+}
+
 /// A config file body in mdevctl's written form.
 pub fn config_json(ty: &str, start: &str, attrs: &[(&str, &str)]) -> String {
     let attrs: Vec<serde_json::Value> = attrs
