@@ -356,3 +356,26 @@ fn log_filter_error_silences_warnings() {
         assert_eq!(t.stdout, warned.stdout, "{level}");
     }
 }
+
+#[test]
+fn help_and_version_work_with_invalid_timeout_settings() {
+    let root = FakeRoot::new();
+    for var in ["MDEVCTL_CALLOUT_TIMEOUT", "MDEVCTL_LOCK_TIMEOUT"] {
+        let env = [(var, OsStr::new("abc"))];
+        for args in [&["--help"][..], &["--version"], &["list", "-h"], &["help"]] {
+            let t = mdevctl_env(&root, args, &env);
+            t.assert_clean();
+            assert!(!t.stdout.is_empty(), "{var} {args:?}");
+        }
+        // A usage error stays a usage error.
+        assert_usage_error(&mdevctl_env(&root, &["list", "-x"], &env), "'-x'");
+        // A command that runs reports the bad setting.
+        let t = mdevctl_env(&root, &["list"], &env);
+        assert_eq!(t.code, 1);
+        assert!(
+            t.stderr.starts_with("Error: ") && t.stderr.contains(var),
+            "{}",
+            t.stderr
+        );
+    }
+}
