@@ -379,3 +379,40 @@ fn help_and_version_work_with_invalid_timeout_settings() {
         );
     }
 }
+
+#[test]
+fn closed_stdout_is_an_error_exit_1() {
+    let root = standard_host();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(bin())
+        .args(["list", "-d"])
+        .env("MDEVCTL_ENV_ROOT", root.path())
+        .env_remove("MDEVCTL_LOG")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "Error: Failed to write data: Broken pipe (os error 32)\n"
+    );
+}
+
+#[test]
+fn empty_env_root_means_paths_relative_to_working_directory() {
+    let root = standard_host();
+    let out = std::process::Command::new(bin())
+        .args(["list", "-d"])
+        .env("MDEVCTL_ENV_ROOT", "")
+        .env_remove("MDEVCTL_LOG")
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, mdevctl(&root, &["list", "-d"]).stdout);
+    assert!(stdout.contains(" (active)"));
+}
