@@ -332,3 +332,44 @@ fn types_non_utf8_attribute_contents_are_printed_lossily() {
     t.assert_clean();
     assert!(t.stdout.contains("    Name: N\u{fffd}\n"), "{}", t.stdout);
 }
+
+#[test]
+fn sysfs_dangling_mdev_type_link_is_skipped_with_warning() {
+    let root = active_host();
+    root.active(U2, "mtty", "gone");
+    let t = mdevctl(&root, &["list"]);
+    assert_eq!(t.code, 0);
+    assert_eq!(t.stdout, u1_line());
+    let w = one_warning(&t, &root);
+    assert!(
+        w.starts_with(&format!(
+            "Skipping <ROOT>/sys/bus/mdev/devices/{U2}: cannot resolve \
+             <ROOT>/sys/bus/mdev/devices/{U2}/mdev_type: No such file or directory"
+        )),
+        "{w}"
+    );
+}
+
+#[test]
+fn sysfs_looping_mdev_type_link_is_skipped_with_warning() {
+    let root = active_host();
+    root.active(U2, "mtty", "mtty-1");
+    let link = format!("{}/{U2}/mdev_type", FakeRoot::parent_dir("mtty"));
+    root.remove(&link);
+    root.symlink("mdev_type", &link);
+    let t = mdevctl(&root, &["list"]);
+    assert_eq!(t.code, 0);
+    assert_eq!(
+        t.stdout,
+        u1_line(),
+        "a looping link is not a type named 'mdev_type'"
+    );
+    let w = one_warning(&t, &root);
+    assert!(
+        w.starts_with(&format!(
+            "Skipping <ROOT>/sys/bus/mdev/devices/{U2}: cannot resolve \
+             <ROOT>/sys/bus/mdev/devices/{U2}/mdev_type: "
+        )),
+        "{w}"
+    );
+}
