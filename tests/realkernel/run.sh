@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # Real-kernel end-to-end test for mdevkit's mdevctl.
 #
 # Boots Debian's stock kernel (its real vfio/mdev modules) under QEMU with the

@@ -11,8 +11,8 @@ build_mdevctl() {
         say "    binary under test (MDEVCTL_BIN): $RK_MDEVCTL"
     else
         command -v cargo >/dev/null 2>&1 || die "cargo not found (needed to build mdevctl; or set MDEVCTL_BIN)"
-        (cd "$RK_REPO" && quiet cargo build --release -p mdevctl) \
-            || die "cargo build --release -p mdevctl failed"
+        (cd "$RK_REPO" && quiet cargo build --release --locked -p mdevctl) \
+            || die "cargo build --release --locked -p mdevctl failed"
         RK_MDEVCTL=${CARGO_TARGET_DIR:-$RK_REPO/target}/release/mdevctl
         [ -x "$RK_MDEVCTL" ] || die "cargo build succeeded but $RK_MDEVCTL does not exist"
         say "    binary under test: $RK_MDEVCTL (release build)"
