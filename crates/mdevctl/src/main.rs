@@ -26,16 +26,19 @@ fn run(args: Vec<OsString>) -> anyhow::Result<()> {
     let Some(argv0) = args.first() else {
         anyhow::bail!("empty argument vector: cannot tell mdevctl from lsmdev");
     };
+    // Arguments first: `--help`, `--version` and usage errors never depend on the
+    // environment's settings.
+    let is_lsmdev = argv0.to_str().is_some_and(|s| s.ends_with("lsmdev"));
+    let command = if is_lsmdev {
+        Command::List(Lsmdev::parse_from(args).list)
+    } else {
+        let cli = Mdevctl::parse_from(args);
+        commands::check_relations(&cli.command);
+        cli.command
+    };
     let host = Host::new(Roots::from_env(|k| std::env::var_os(k)));
     let ctx = Context::new(host, commands::settings()?);
-    let is_lsmdev = argv0.to_str().is_some_and(|s| s.ends_with("lsmdev"));
-    if is_lsmdev {
-        let cli = Lsmdev::parse_from(args);
-        return emit(&commands::list(&ctx, cli.list));
-    }
-    let cli = Mdevctl::parse_from(args);
-    commands::check_relations(&cli.command);
-    match cli.command {
+    match command {
         Command::List(a) => emit(&commands::list(&ctx, a)),
         Command::Types(a) => emit(&commands::types(&ctx, a)),
         other => commands::change(&ctx, other).and_then(|out| emit(&out)),

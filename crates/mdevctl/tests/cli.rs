@@ -311,3 +311,108 @@ fn stdout_json_has_no_trailing_newline_and_text_does() {
     assert!(text.ends_with('\n'));
     assert!(json.ends_with(']') && !json.ends_with('\n'));
 }
+
+#[test]
+fn directory_overrides_win_over_env_root() {
+    let root = FakeRoot::new();
+    let elsewhere = standard_host();
+    let t = mdevctl_env(
+        &root,
+        &["list", "-d"],
+        &[(
+            "MDEVCTL_CONFIG_DIR",
+            elsewhere.join("etc/mdevctl.d").as_os_str(),
+        )],
+    );
+    t.assert_clean();
+    // The markers of `list -d` still come from the root's (empty) sysfs.
+    let want = mdevctl(&elsewhere, &["list", "-d"]).stdout;
+    assert!(want.contains(" (active)"));
+    assert_eq!(t.stdout, want.replace(" (active)", ""));
+    let t = mdevctl_env(
+        &root,
+        &["types"],
+        &[("MDEVCTL_SYSFS_ROOT", elsewhere.join("sys").as_os_str())],
+    );
+    t.assert_clean();
+    assert_eq!(t.stdout, mdevctl(&elsewhere, &["types"]).stdout);
+    assert!(!t.stdout.is_empty());
+}
+
+#[test]
+fn log_filter_error_silences_warnings() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "auto");
+    root.define_raw("mtty", "not-a-uuid", "{}");
+    let warned = mdevctl(&root, &["list", "-d"]);
+    assert_eq!(warned.warnings(&root).len(), 1);
+    for level in ["error", "off", "mdevkit=error"] {
+        let t = mdevctl_env(
+            &root,
+            &["list", "-d"],
+            &[("MDEVCTL_LOG", OsStr::new(level))],
+        );
+        t.assert_clean();
+        assert_eq!(t.stdout, warned.stdout, "{level}");
+    }
+}
+
+#[test]
+fn help_and_version_work_with_invalid_timeout_settings() {
+    let root = FakeRoot::new();
+    for var in ["MDEVCTL_CALLOUT_TIMEOUT", "MDEVCTL_LOCK_TIMEOUT"] {
+        let env = [(var, OsStr::new("abc"))];
+        for args in [&["--help"][..], &["--version"], &["list", "-h"], &["help"]] {
+            let t = mdevctl_env(&root, args, &env);
+            t.assert_clean();
+            assert!(!t.stdout.is_empty(), "{var} {args:?}");
+        }
+        // A usage error stays a usage error.
+        assert_usage_error(&mdevctl_env(&root, &["list", "-x"], &env), "'-x'");
+        // A command that runs reports the bad setting.
+        let t = mdevctl_env(&root, &["list"], &env);
+        assert_eq!(t.code, 1);
+        assert!(
+            t.stderr.starts_with("Error: ") && t.stderr.contains(var),
+            "{}",
+            t.stderr
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_is_an_error_exit_1() {
+    let root = standard_host();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(bin())
+        .args(["list", "-d"])
+        .env("MDEVCTL_ENV_ROOT", root.path())
+        .env_remove("MDEVCTL_LOG")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "Error: Failed to write data: Broken pipe (os error 32)\n"
+    );
+}
+
+#[test]
+fn empty_env_root_means_paths_relative_to_working_directory() {
+    let root = standard_host();
+    let out = std::process::Command::new(bin())
+        .args(["list", "-d"])
+        .env("MDEVCTL_ENV_ROOT", "")
+        .env_remove("MDEVCTL_LOG")
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, mdevctl(&root, &["list", "-d"]).stdout);
+    assert!(stdout.contains(" (active)"));
+}

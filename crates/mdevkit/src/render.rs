@@ -205,3 +205,174 @@ pub fn types_json(parents: &BTreeMap<ParentName, Vec<MdevType>>) -> String {
         .collect();
     one_element_array(Grouped(grouped))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const U1: &str = "11111111-1111-4111-8111-1111111111ab";
+    const U2: &str = "22222222-2222-4222-8222-2222222222cd";
+
+    fn attr(name: &str, value: &str) -> Attr {
+        Attr {
+            name: name.parse().unwrap(),
+            value: value.to_owned(),
+        }
+    }
+
+    fn row(uuid: &str, parent: &str, ty: &str, start: StartMode, marker: Marker) -> ListRow {
+        ListRow {
+            uuid: uuid.parse().unwrap(),
+            parent: parent.parse().unwrap(),
+            mdev_type: ty.parse().unwrap(),
+            start,
+            attrs: Vec::new(),
+            marker,
+        }
+    }
+
+    fn mdev_type(name: &str, n: i64, pretty: &str, desc: &str) -> MdevType {
+        MdevType {
+            name: name.parse().unwrap(),
+            available_instances: n,
+            device_api: "vfio-pci".to_owned(),
+            pretty_name: pretty.to_owned(),
+            description: desc.to_owned(),
+        }
+    }
+
+    #[test]
+    fn list_text_prints_markers_and_start_modes() {
+        let rows = [
+            row(U1, "p", "t", StartMode::Auto, Marker::Active),
+            row(U2, "p", "t", StartMode::Manual, Marker::Defined),
+            row(U2, "q", "u", StartMode::Manual, Marker::None),
+        ];
+        assert_eq!(
+            list_text(&rows, Verbosity::Brief),
+            format!("{U1} p t auto (active)\n{U2} p t manual (defined)\n{U2} q u manual\n")
+        );
+    }
+
+    #[test]
+    fn list_text_empty_is_empty() {
+        assert_eq!(list_text(&[], Verbosity::Verbose), "");
+    }
+
+    #[test]
+    fn list_text_verbose_appends_attr_block_only_when_attrs_exist() {
+        let mut with = row(U1, "p", "t", StartMode::Auto, Marker::None);
+        with.attrs = vec![attr("a", "1"), attr("nvidia/x", "2")];
+        let without = row(U2, "p", "t", StartMode::Auto, Marker::None);
+        let text = list_text(&[with.clone(), without.clone()], Verbosity::Verbose);
+        assert_eq!(
+            text,
+            format!(
+                "{U1} p t auto\n  Attrs:\n    @{{0}}: {{\"a\":\"1\"}}\n    \
+                 @{{1}}: {{\"nvidia/x\":\"2\"}}\n{U2} p t auto\n"
+            )
+        );
+        assert_eq!(
+            list_text(&[with, without], Verbosity::Brief),
+            format!("{U1} p t auto\n{U2} p t auto\n")
+        );
+    }
+
+    #[test]
+    fn attr_block_inserts_values_raw() {
+        assert_eq!(attr_block(&[]), "");
+        assert_eq!(
+            attr_block(&[attr("a", "\"q\"\\\nx")]),
+            "  Attrs:\n    @{0}: {\"a\":\"\"q\"\\\nx\"}\n"
+        );
+    }
+
+    #[test]
+    fn list_json_empty_is_empty_array_in_both_shapes() {
+        assert_eq!(list_json(&[], JsonShape::Hierarchy), "[]");
+        assert_eq!(list_json(&[], JsonShape::SingleUuid), "[]");
+    }
+
+    #[test]
+    fn list_json_single_uuid_with_one_row_is_the_bare_object() {
+        let mut r = row(U1, "p", "t", StartMode::Auto, Marker::Active);
+        r.attrs = vec![attr("a", "1")];
+        assert_eq!(
+            list_json(&[r], JsonShape::SingleUuid),
+            "{\n  \"mdev_type\": \"t\",\n  \"start\": \"auto\",\n  \"attrs\": [\n    {\n      \
+             \"a\": \"1\"\n    }\n  ]\n}"
+        );
+    }
+
+    #[test]
+    fn list_json_single_uuid_with_two_rows_is_the_hierarchy() {
+        let rows = [
+            row(U1, "p", "t", StartMode::Auto, Marker::None),
+            row(U1, "q", "t", StartMode::Manual, Marker::None),
+        ];
+        assert_eq!(
+            list_json(&rows, JsonShape::SingleUuid),
+            list_json(&rows, JsonShape::Hierarchy)
+        );
+    }
+
+    #[test]
+    fn list_json_hierarchy_groups_rows_by_parent() {
+        let rows = [
+            row(U1, "p", "t", StartMode::Auto, Marker::Defined),
+            row(U2, "p", "u", StartMode::Manual, Marker::None),
+            row(U1, "q", "t", StartMode::Manual, Marker::None),
+        ];
+        let want = format!(
+            "[\n  {{\n    \"p\": [\n      {{\n        \"{U1}\": {{\n          \
+             \"mdev_type\": \"t\",\n          \"start\": \"auto\",\n          \"attrs\": []\n        \
+             }}\n      }},\n      {{\n        \"{U2}\": {{\n          \"mdev_type\": \"u\",\n          \
+             \"start\": \"manual\",\n          \"attrs\": []\n        }}\n      }}\n    ],\n    \
+             \"q\": [\n      {{\n        \"{U1}\": {{\n          \"mdev_type\": \"t\",\n          \
+             \"start\": \"manual\",\n          \"attrs\": []\n        }}\n      }}\n    ]\n  }}\n]"
+        );
+        assert_eq!(list_json(&rows, JsonShape::Hierarchy), want);
+    }
+
+    #[test]
+    fn types_text_and_json_for_no_parents() {
+        let empty = BTreeMap::new();
+        assert_eq!(types_text(&empty), "");
+        assert_eq!(types_json(&empty), "[]");
+    }
+
+    #[test]
+    fn types_text_omits_empty_name_and_description() {
+        let mut parents = BTreeMap::new();
+        parents.insert(
+            "p".parse().unwrap(),
+            vec![mdev_type("a", -1, "", ""), mdev_type("b", 2, "B", "x, y")],
+        );
+        parents.insert("q".parse().unwrap(), Vec::new());
+        assert_eq!(
+            types_text(&parents),
+            "p\n  a\n    Available instances: -1\n    Device API: vfio-pci\n  b\n    \
+             Available instances: 2\n    Device API: vfio-pci\n    Name: B\n    \
+             Description: x, y\nq\n"
+        );
+    }
+
+    #[test]
+    fn types_json_keeps_key_order_and_omits_empty_fields() {
+        let mut parents = BTreeMap::new();
+        parents.insert(
+            "p".parse().unwrap(),
+            vec![mdev_type("a", 1, "", "d"), mdev_type("b", 2, "B", "")],
+        );
+        parents.insert("q".parse().unwrap(), Vec::new());
+        assert_eq!(
+            types_json(&parents),
+            "[\n  {\n    \"p\": [\n      {\n        \"a\": {\n          \
+             \"available_instances\": 1,\n          \"device_api\": \"vfio-pci\",\n          \
+             \"description\": \"d\"\n        }\n      },\n      {\n        \"b\": {\n          \
+             \"available_instances\": 2,\n          \"device_api\": \"vfio-pci\",\n          \
+             \"name\": \"B\"\n        }\n      }\n    ],\n    \"q\": []\n  }\n]"
+        );
+    }
+}

@@ -34,6 +34,8 @@ pub enum StoreError {
         #[source]
         source: ConfigError,
     },
+    #[error("duplicate definition {}: {} defines the same UUID", path.display(), kept.display())]
+    Duplicate { path: PathBuf, kept: PathBuf },
     #[error("cannot write definition {}", path.display())]
     Write {
         path: PathBuf,
@@ -123,8 +125,15 @@ pub fn scan(host: &Host, sel: &Selection<'_>) -> Scan {
     let mut out = Scan::default();
     let root = &host.roots().config;
     let parents = match sel.parent {
-        // A parent filter means one directory listing, not a scan of all of them.
-        Some(p) => vec![(p.clone(), host.config_parent_dir(p))],
+        // A parent filter means one directory listing, not a scan of all of them; the
+        // directory must pass the same `lstat` test as in a full scan.
+        Some(p) => {
+            let dir = host.config_parent_dir(p);
+            if !host.is_real_dir(&dir) {
+                return out;
+            }
+            vec![(p.clone(), dir)]
+        }
         None => {
             let Ok(entries) = host.read_dir(root) else {
                 return out;
@@ -149,6 +158,9 @@ pub fn scan(host: &Host, sel: &Selection<'_>) -> Scan {
         let Ok(entries) = host.read_dir(&dir) else {
             continue;
         };
+        // (uuid, spelled non-canonically, file name, path): sorted, so that the canonical
+        // file wins when one UUID is spelled several ways, and the rest in byte order.
+        let mut files = Vec::new();
         for e in entries {
             if e.kind != EntryKind::File {
                 continue;
@@ -166,6 +178,24 @@ pub fn scan(host: &Host, sel: &Selection<'_>) -> Scan {
             if sel.uuid.is_some_and(|u| *u != uuid) {
                 continue;
             }
+            let non_canonical = *name != uuid.hyphenated();
+            files.push((uuid, non_canonical, e.name, path));
+        }
+        files.sort();
+        let mut kept: Option<(Uuid, PathBuf)> = None;
+        for (uuid, _, _, path) in files {
+            if let Some((_, kept_path)) = kept.as_ref().filter(|(u, _)| *u == uuid) {
+                out.broken.push(Broken {
+                    uuid: Some(uuid),
+                    parent: Some(parent.clone()),
+                    error: StoreError::Duplicate {
+                        path,
+                        kept: kept_path.clone(),
+                    },
+                });
+                continue;
+            }
+            kept = Some((uuid, path.clone()));
             match load_file(host, path, parent.clone(), uuid) {
                 Ok(def) => {
                     out.defs

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Well-known UUIDs used across the tests, in canonical form.
-pub const U1: &str = "11111111-1111-4111-8111-111111111111";
-pub const U2: &str = "22222222-2222-4222-8222-222222222222";
-pub const U3: &str = "33333333-3333-4333-8333-333333333333";
-pub const U4: &str = "44444444-4444-4444-8444-444444444444";
-pub const U5: &str = "55555555-5555-4555-8555-555555555555";
+/// Well-known UUIDs used across the tests, in canonical form; each has letters, so that
+/// its upper-case spelling differs.
+pub const U1: &str = "11111111-1111-4111-8111-1111111111ab";
+pub const U2: &str = "22222222-2222-4222-8222-2222222222cd";
+pub const U3: &str = "33333333-3333-4333-8333-3333333333ef";
+pub const U4: &str = "44444444-4444-4444-8444-4444444444ab";
+pub const U5: &str = "55555555-5555-4555-8555-5555555555cd";
 pub const UA: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 
 /// A directory under the system temp dir, removed (best effort) when dropped.
@@ -248,6 +249,19 @@ impl FakeRoot {
     }
 }
 
+impl FakeRoot {
+    /// An executable `/bin/sh` script in `usr/lib/mdevctl/scripts.d/<kind>/<name>`
+    /// (`kind` is `callouts` or `notifiers`).
+    pub fn script(&self, kind: &str, name: &str, body: &str) -> PathBuf {
+        let p = self.write(
+            format!("usr/lib/mdevctl/scripts.d/{kind}/{name}"),
+            format!("#!/bin/sh\n{body}"),
+        );
+        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        p
+    }
+}
+
 /// A config file body in mdevctl's written form.
 pub fn config_json(ty: &str, start: &str, attrs: &[(&str, &str)]) -> String {
     let attrs: Vec<serde_json::Value> = attrs
@@ -445,6 +459,19 @@ pub fn run_os(root: &FakeRoot, argv0: &str, args: &[&OsStr]) -> Transcript {
 /// `mdevctl <args>`.
 pub fn mdevctl(root: &FakeRoot, args: &[&str]) -> Transcript {
     run(root, "mdevctl", args)
+}
+
+/// `mdevctl <args>` with extra environment variables set on top of the usual ones.
+pub fn mdevctl_env(root: &FakeRoot, args: &[&str], env: &[(&str, &OsStr)]) -> Transcript {
+    let mut cmd = command(
+        root,
+        &bin(),
+        &args.iter().map(OsStr::new).collect::<Vec<_>>(),
+    );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    finish(cmd)
 }
 
 /// Runs the binary with an arbitrary (possibly non-UTF-8) argv[0].

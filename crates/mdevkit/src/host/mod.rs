@@ -202,6 +202,11 @@ impl Host {
         path.is_dir()
     }
 
+    /// Is `path` itself a directory (per `lstat`: a symlink to one does not count)?
+    pub fn is_real_dir(&self, path: &Path) -> bool {
+        fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+    }
+
     /// Writes `data` to an existing sysfs file in one `write` call, without creating it.
     ///
     /// sysfs attributes act on a single write; a trailing newline is never added here.
@@ -276,5 +281,56 @@ impl Host {
     /// Removes `dir` only if it is empty; anything else leaves it alone.
     pub fn remove_dir_if_empty(&self, dir: &Path) {
         let _ = fs::remove_dir(dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(vars: &[(&str, &str)]) -> Roots {
+        Roots::from_env(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn default_root_is_slash() {
+        let r = roots(&[]);
+        assert_eq!(r.sysfs, Path::new("/sys"));
+        assert_eq!(r.config, Path::new("/etc/mdevctl.d"));
+        assert_eq!(r.scripts, Path::new("/usr/lib/mdevctl/scripts.d"));
+        assert_eq!(r.legacy_scripts, Path::new("/etc/mdevctl.d/scripts.d"));
+    }
+
+    #[test]
+    fn env_root_moves_every_path_and_may_be_relative_or_empty() {
+        let r = roots(&[(ENV_ROOT, "/tmp/x")]);
+        assert_eq!(r, Roots::under(Path::new("/tmp/x")));
+        assert_eq!(r.sysfs, Path::new("/tmp/x/sys"));
+        assert_eq!(r.lock_file, Path::new("/tmp/x/run/lock/mdevctl.lock"));
+        assert_eq!(
+            roots(&[(ENV_ROOT, "rel")]).config,
+            Path::new("rel/etc/mdevctl.d")
+        );
+        assert_eq!(roots(&[(ENV_ROOT, "")]).sysfs, Path::new("sys"));
+    }
+
+    #[test]
+    fn specific_overrides_win_over_env_root() {
+        let r = roots(&[
+            (ENV_ROOT, "/r"),
+            (ENV_SYSFS_ROOT, "/s"),
+            (ENV_CONFIG_DIR, "/c"),
+            (ENV_SCRIPTS_DIR, "/d"),
+            (ENV_LOCK_FILE, "/l"),
+        ]);
+        assert_eq!(r.sysfs, Path::new("/s"));
+        assert_eq!(r.config, Path::new("/c"));
+        assert_eq!(r.legacy_scripts, Path::new("/c/scripts.d"));
+        assert_eq!(r.scripts, Path::new("/d"));
+        assert_eq!(r.lock_file, Path::new("/l"));
     }
 }

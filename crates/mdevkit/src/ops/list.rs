@@ -1,8 +1,9 @@
 //! `mdevctl list` and `lsmdev`: active devices, or stored definitions with `--defined`.
 
 use super::{warn_skipped, Context, Format};
+use crate::config::DeviceConfig;
 use crate::render::{self, JsonShape, ListRow, Marker, Verbosity};
-use crate::store::{self, Selection};
+use crate::store::{self, Selection, StoreError};
 use crate::sysfs;
 use crate::types::{ParentName, StartMode, Uuid};
 
@@ -78,16 +79,21 @@ pub fn active_rows(
         .map(|a| {
             // One read per device: existence gives `(defined)`, content gives the start
             // mode; a malformed definition still counts as defined but starts manually.
+            // A broken one is reported like in `list --defined` (DIVERGENCES §2).
             let path = ctx.host.config_file(&a.parent, &a.uuid);
             let (marker, start) = match ctx.host.read_if_exists(&path) {
                 Ok(None) => (Marker::None, StartMode::Manual),
-                Ok(Some(bytes)) => (
-                    Marker::Defined,
-                    crate::config::DeviceConfig::from_slice(&bytes)
-                        .map_or(StartMode::Manual, |c| c.start),
-                ),
-                Err(e) => {
-                    log::warn!("Cannot read {}: {e}", path.display());
+                Ok(Some(bytes)) => match DeviceConfig::from_slice(&bytes) {
+                    Ok(c) => (Marker::Defined, c.start),
+                    Err(source) => {
+                        let e = StoreError::Malformed { path, source };
+                        log::warn!("{}", crate::error::chain(&e));
+                        (Marker::Defined, StartMode::Manual)
+                    }
+                },
+                Err(source) => {
+                    let e = StoreError::Read { path, source };
+                    log::warn!("{}", crate::error::chain(&e));
                     (Marker::Defined, StartMode::Manual)
                 }
             };

@@ -32,9 +32,10 @@ pub fn undefine(ctx: &Context, o: &UndefineOptions) -> Result<String, OpError> {
     for b in &scan.broken {
         // No type can be read from it, so no callout can be told about it.
         let path = match &b.error {
-            store::StoreError::Read { path, .. } | store::StoreError::Malformed { path, .. } => {
-                path
-            }
+            // Another spelling of the UUID's file name: removed with the definition.
+            store::StoreError::Read { path, .. }
+            | store::StoreError::Malformed { path, .. }
+            | store::StoreError::Duplicate { path, .. } => path,
             store::StoreError::Write { path, .. } | store::StoreError::Remove { path, .. } => path,
         };
         log::warn!(

@@ -74,6 +74,16 @@ pub fn probe(host: &Host, uuid: &Uuid) -> Result<Option<ActiveDevice>, ProbeErro
         })?;
     let type_link = entry.join("mdev_type");
     let type_target = host.read_link(&type_link).map_err(link_err(&type_link))?;
+    // The link text names the type, but only a link that leads to a directory is one: a
+    // dangling or looping link is a broken device (upstream's canonicalisation fails too).
+    if !host.is_dir(&type_link) {
+        host.canonicalize(&type_link)
+            .map_err(link_err(&type_link))?;
+        return Err(ProbeError::Shape {
+            path: type_link,
+            what: "type",
+        });
+    }
     let mdev_type = last_name::<TypeName>(&type_target).ok_or(ProbeError::Shape {
         path: type_link,
         what: "type",

@@ -34,20 +34,27 @@ pub enum TypeError {
     NotANumber { path: PathBuf, value: String },
 }
 
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim().to_owned()
+}
+
 fn read_text(host: &Host, path: &Path) -> Result<Option<String>, TypeError> {
     host.read_if_exists(path)
-        .map(|o| o.map(|b| String::from_utf8_lossy(&b).trim().to_owned()))
+        .map(|o| o.as_deref().map(text))
         .map_err(|source| TypeError::Read {
             path: path.to_owned(),
             source,
         })
 }
 
+/// A file that must exist; a missing one is reported with the OS's own words.
 fn required(host: &Host, path: &Path) -> Result<String, TypeError> {
-    read_text(host, path)?.ok_or_else(|| TypeError::Read {
-        path: path.to_owned(),
-        source: io::ErrorKind::NotFound.into(),
-    })
+    host.read(path)
+        .map(|b| text(&b))
+        .map_err(|source| TypeError::Read {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Reads `available_instances` of one type directory.
