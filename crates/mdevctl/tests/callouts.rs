@@ -505,3 +505,36 @@ fn callout_exit_2_from_the_chosen_versioned_script_is_a_failure() {
     assert!(!sequence(&root).iter().any(|s| s.starts_with("w:pre")));
     assert!(config(&root, "mtty", U1).is_none());
 }
+
+#[test]
+fn callouts_inherit_environment_and_working_directory() {
+    let root = FakeRoot::new();
+    let out = root.join("env.txt");
+    callout(
+        &root,
+        "env",
+        &format!(
+            "echo \"$MDEVCTL_ENV_ROOT|$MDEVKIT_TEST_MARK|$(pwd)\" >> '{}'\nexit 0",
+            out.display()
+        ),
+    );
+    let cwd = TempDir::new();
+    let mut cmd = command(
+        &root,
+        &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+        &Opts::default().env("MDEVKIT_TEST_MARK", "kept"),
+    );
+    cmd.current_dir(cwd.path());
+    let status = cmd.status().unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let want = format!(
+        "{}|kept|{}",
+        root.path().display(),
+        cwd.path().canonicalize().unwrap().display()
+    );
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        assert_eq!(line, want);
+    }
+}

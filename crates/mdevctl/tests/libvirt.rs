@@ -354,3 +354,27 @@ fn libvirt_sees_one_clean_error_line() {
     assert!(t.stderr.starts_with("Error: "), "{}", t.stderr);
     assert!(t.stderr.contains("/dev/stdin"), "{}", t.stderr);
 }
+
+#[test]
+fn libvirt_inventory_of_active_devices_carries_callout_attributes_and_start() {
+    let root = mtty_host();
+    root.active(U1, "mtty", "mtty-1")
+        .define("mtty", U1, "mtty-1", "auto");
+    callout(
+        &root,
+        "g",
+        "if [ \"$ev $act\" = 'get attributes' ]; then echo '[{\"assign_adapter\":\"5\"}]'; fi\nexit 0",
+    );
+    let t = mdevctl(&root, &["list", "--dumpjson"]);
+    t.assert_clean();
+    assert_eq!(
+        parse_like_libvirt(&t.stdout),
+        [(
+            "mtty".into(),
+            U1.into(),
+            "mtty-1".into(),
+            "auto".into(),
+            vec![("assign_adapter".into(), "5".into())]
+        )]
+    );
+}
