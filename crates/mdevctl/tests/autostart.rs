@@ -127,3 +127,43 @@ fn autostart_is_hidden_from_help() {
     assert_eq!(t.code, 0);
     assert!(!t.stdout.contains("start-parent-mdevs"));
 }
+
+#[test]
+fn autostart_from_add_and_change_events_at_once_starts_each_device_once() {
+    let root = mtty_host();
+    for u in [U1, U2, U3, U4, U5] {
+        root.define("mtty", u, "mtty-1", "auto");
+    }
+    // Play the kernel: on a successful start the device appears in sysfs.
+    let parent_dir = root.join(FakeRoot::parent_dir("mtty"));
+    let bus = root.join("sys/bus/mdev/devices");
+    callout(
+        &root,
+        "kernel",
+        &format!(
+            "if [ \"$ev/$act/$st\" = post/start/success ]; then u=${{10}}\n\
+             mkdir '{p}'/$u && ln -s ../mdev_supported_types/$2 '{p}'/$u/mdev_type && \
+             ln -s '{p}'/$u '{b}'/$u; fi\nexit 0",
+            p = parent_dir.display(),
+            b = bus.display()
+        ),
+    );
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            command(&root, &["start-parent-mdevs", "mtty"], &Opts::default())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stderr, b"", "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut s = started(&root);
+    s.sort();
+    assert_eq!(s, [U1, U2, U3, U4, U5], "each exactly once");
+    let t = mdevctl(&root, &["list"]);
+    t.assert_clean();
+    assert_eq!(t.stdout.lines().count(), 5);
+}
