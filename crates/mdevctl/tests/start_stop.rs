@@ -525,3 +525,14 @@ fn start_with_unreadable_or_garbled_available_instances_is_a_clear_error() {
         "nothing created"
     );
 }
+
+#[test]
+fn start_uuid_with_parent_of_no_definition_and_no_type_is_insufficient() {
+    let root = mtty_host();
+    root.define("matrix", U1, "vfio_ap-passthrough", "auto");
+    assert_error(
+        &mdevctl(&root, &["start", "-u", U1, "-p", "mtty"]),
+        "Device is insufficiently specified",
+    );
+    assert_eq!(read(&root, &create_file("mtty", "mtty-1")), "");
+}
