@@ -167,3 +167,17 @@ fn autostart_from_add_and_change_events_at_once_starts_each_device_once() {
     t.assert_clean();
     assert_eq!(t.stdout.lines().count(), 5);
 }
+
+#[test]
+fn autostart_tries_a_device_active_with_another_type_and_warns() {
+    let root = mtty_host();
+    root.define("mtty", U1, "mtty-1", "auto")
+        .active(U1, "mtty", "mtty-2");
+    callout(&root, "log", "exit 0");
+    let t = mdevctl(&root, &["start-parent-mdevs", "mtty"]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(started(&root).is_empty());
+    let w = t.warnings(&root);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("exists with different type"), "{w:?}");
+}
