@@ -131,6 +131,15 @@ fn sigkill_at_random_points_never_tears_a_definition() {
         })
     };
 
+    // How long one run takes here and now (three callouts), so that the kill delays
+    // cover the whole run and a bit beyond whatever the machine's load.
+    let t0 = Instant::now();
+    mdevctl(
+        &root,
+        &["modify", "-u", U1, "--addattr", "calibrate", "--value", "1"],
+    )
+    .assert_clean();
+    let run_us = t0.elapsed().as_micros() as u64;
     let mut rng = Rng::from_clock();
     let big = "x".repeat(4096);
     let rounds = 150;
@@ -148,8 +157,8 @@ fn sigkill_at_random_points_never_tears_a_definition() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-        // A run takes ~100ms (three callouts): kill anywhere in it, or not at all.
-        thread::sleep(Duration::from_micros(rng.below(130_000)));
+        // Kill anywhere in the run, or not at all.
+        thread::sleep(Duration::from_micros(rng.below(run_us * 13 / 10 + 1)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;
