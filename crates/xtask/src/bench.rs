@@ -1,0 +1,367 @@
+//! `cargo xtask bench`: times the read-only commands on generated hosts of growing size and
+//! reports ratios (per-device cost at large vs small scale, syscalls per device), because
+//! shared machines are too noisy for absolute times to mean much.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::genhost::{self, HostSpec};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOpts {
+    /// Timed repetitions per command and host (the median is reported).
+    pub reps: usize,
+    /// CI smoke scale (200 / 2,000 definitions) instead of 1,000 / 10,000.
+    pub small: bool,
+    /// Binary to measure; built in release mode when absent.
+    pub binary: Option<PathBuf>,
+    /// An upstream mdevctl to compare against, run on the same hosts.
+    pub upstream: Option<PathBuf>,
+    /// Skip the syscall count even when strace is installed.
+    pub no_strace: bool,
+    /// Keep the generated hosts (their paths are printed).
+    pub keep: bool,
+}
+
+/// A read-only command and what it scales with.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    args: &'static [&'static str],
+    /// Devices the command walks: definitions, active devices, or neither (types).
+    per: Per,
+    /// Syscalls allowed per device walked (marginal, between the empty and the large host).
+    budget: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Per {
+    Definition,
+    Active,
+    Parent,
+}
+
+const CASES: [Case; 4] = [
+    Case {
+        args: &["list", "-d"],
+        per: Per::Definition,
+        budget: 12.0,
+    },
+    Case {
+        args: &["list", "-d", "--dumpjson"],
+        per: Per::Definition,
+        budget: 12.0,
+    },
+    Case {
+        args: &["list"],
+        per: Per::Active,
+        budget: 40.0,
+    },
+    Case {
+        args: &["types"],
+        per: Per::Parent,
+        budget: 0.0,
+    },
+];
+
+/// One generated host and its size.
+#[derive(Debug)]
+struct Host {
+    root: PathBuf,
+    spec: HostSpec,
+}
+
+impl Host {
+    fn count(&self, per: Per) -> usize {
+        match per {
+            Per::Definition => self.spec.definitions,
+            Per::Active => self.spec.active,
+            Per::Parent => self.spec.parents,
+        }
+    }
+}
+
+fn run(bin: &Path, root: &Path, args: &[&str]) -> Result<Output> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env("MDEVCTL_ENV_ROOT", root);
+    // Only the root override: the per-directory ones would point elsewhere.
+    for var in [
+        "MDEVCTL_SYSFS_ROOT",
+        "MDEVCTL_CONFIG_DIR",
+        "MDEVCTL_SCRIPTS_DIR",
+        "MDEVCTL_LOCK_FILE",
+        "MDEVCTL_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.output()
+        .with_context(|| format!("running {}", bin.display()))
+}
+
+/// Checks that a run did the work it is timed for (so a fast failure never looks fast).
+fn check(out: &Output, host: &Host, case: &Case, who: &str) -> Result<()> {
+    let args = case.args.join(" ");
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!(
+            "{who} {args} failed ({}): {}",
+            out.status,
+            err.lines().next().unwrap_or("")
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = case.args.contains(&"--dumpjson");
+    let want = host.count(case.per);
+    let got = match (case.per, json) {
+        // One line per device in text; one `"<uuid>": {` per device in JSON.
+        (Per::Parent, _) => text.lines().filter(|l| !l.starts_with(' ')).count(),
+        (_, false) => text.lines().filter(|l| !l.starts_with(' ')).count(),
+        (_, true) => text.matches("\"mdev_type\"").count(),
+    };
+    if got != want {
+        anyhow::bail!(
+            "{who} {args} on {} listed {got} entries, expected {want}",
+            host.root.display()
+        );
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Total syscalls of one run under `strace -f -c`, from the summary's `total` line.
+fn syscalls(bin: &Path, root: &Path, args: &[&str], scratch: &Path) -> Result<u64> {
+    let out_file = scratch.join("strace.out");
+    let status = Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&out_file)
+        .arg("--")
+        .arg(bin)
+        .args(args)
+        .env("MDEVCTL_ENV_ROOT", root)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running strace")?;
+    if !status.success() {
+        anyhow::bail!(
+            "strace {} {} failed ({status})",
+            bin.display(),
+            args.join(" ")
+        );
+    }
+    let text = std::fs::read_to_string(&out_file).context("reading strace's summary")?;
+    // `100.00    0.000512           2       210        13 total`: calls is the 4th column.
+    text.lines()
+        .find(|l| l.trim_end().ends_with(" total"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no total line in strace output:\n{text}"))
+}
+
+fn strace_available() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn machine_facts() -> String {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("nproc {nproc}; CPU {cpu}; kernel {}", kernel.trim())
+}
+
+/// Runs the benchmark; returns the report (markdown) or an error when a check or a
+/// syscall budget fails.
+pub fn bench(opts: &BenchOpts) -> Result<String> {
+    let bin = match &opts.binary {
+        Some(b) => b.clone(),
+        None => crate::cargo::build_mdevctl(true)?,
+    };
+    let scratch = std::env::temp_dir().join(format!("mdevkit-bench-{}", std::process::id()));
+    crate::fsutil::mkdir(&scratch)?;
+    let result = bench_in(opts, &bin, &scratch);
+    if !opts.keep {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result
+}
+
+fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
+    let (small, large) = if opts.small {
+        (200, 2000)
+    } else {
+        (1000, 10000)
+    };
+    let mut hosts = Vec::new();
+    for (name, defs) in [("empty", 0), ("small", small), ("large", large)] {
+        let spec = HostSpec {
+            definitions: defs,
+            parents: 8,
+            active: defs / 10,
+            seed: 42,
+        };
+        let root = scratch.join(name);
+        genhost::generate(&root, &spec)?;
+        hosts.push(Host { root, spec });
+    }
+    let mut r = String::new();
+    let _ = writeln!(r, "machine: {}", machine_facts());
+    let _ = writeln!(r, "binary: {}", bin.display());
+    let _ = writeln!(
+        r,
+        "hosts: {} parents; empty, {small} and {large} definitions with 10% of them active; {} repetitions, median\n",
+        8, opts.reps
+    );
+
+    // Warm the page cache and check every output once before timing anything.
+    for case in &CASES {
+        for host in &hosts {
+            check(&run(bin, &host.root, case.args)?, host, case, "mdevkit")?;
+        }
+    }
+    // Repetitions interleave hosts and commands, so drift hits every cell alike.
+    let mut times = vec![vec![Vec::new(); hosts.len()]; CASES.len()];
+    for _ in 0..opts.reps.max(1) {
+        for (c, case) in CASES.iter().enumerate() {
+            for (h, host) in hosts.iter().enumerate() {
+                let t = Instant::now();
+                let out = run(bin, &host.root, case.args)?;
+                let elapsed = t.elapsed();
+                check(&out, host, case, "mdevkit")?;
+                times[c][h].push(elapsed);
+            }
+        }
+    }
+
+    let _ = writeln!(r, "| command | empty ms | {small} ms | {large} ms | large/small time | per-device cost large/small |");
+    let _ = writeln!(r, "|---|---|---|---|---|---|");
+    for (c, case) in CASES.iter().enumerate() {
+        let med: Vec<Duration> = times[c].iter().map(|t| median(t.clone())).collect();
+        let [t0, ts, tl] = [med[0], med[1], med[2]].map(ms);
+        // Marginal cost per device: start-up (the empty host) subtracted, then divided by
+        // the devices walked. ~1.0 between the two sizes means linear scaling.
+        let per_dev = if case.per == Per::Parent {
+            "n/a (walks parents only)".to_owned()
+        } else {
+            let (ns, nl) = (
+                hosts[1].count(case.per) as f64,
+                hosts[2].count(case.per) as f64,
+            );
+            let (ms_, ml) = ((ts - t0).max(1e-6) / ns, (tl - t0).max(1e-6) / nl);
+            format!("{:.2}", ml / ms_)
+        };
+        let _ = writeln!(
+            r,
+            "| `mdevctl {}` | {t0:.2} | {ts:.2} | {tl:.2} | {:.2} | {per_dev} |",
+            case.args.join(" "),
+            tl / ts.max(1e-6)
+        );
+    }
+
+    let mut failures = Vec::new();
+    if opts.no_strace || !strace_available() {
+        let _ = writeln!(
+            r,
+            "\nsyscall counts: skipped (strace not installed or --no-strace)"
+        );
+    } else {
+        let _ = writeln!(
+            r,
+            "\n| command | syscalls empty | syscalls {large} | per device | budget |"
+        );
+        let _ = writeln!(r, "|---|---|---|---|---|");
+        for case in &CASES {
+            let c0 = syscalls(bin, &hosts[0].root, case.args, scratch)?;
+            let cl = syscalls(bin, &hosts[2].root, case.args, scratch)?;
+            let n = hosts[2].count(case.per);
+            let per = (cl.saturating_sub(c0)) as f64 / n.max(1) as f64;
+            let budget = if case.per == Per::Parent {
+                "-".to_owned()
+            } else {
+                format!("{}", case.budget)
+            };
+            let _ = writeln!(
+                r,
+                "| `mdevctl {}` | {c0} | {cl} | {per:.2} | {budget} |",
+                case.args.join(" ")
+            );
+            if case.per != Per::Parent && per > case.budget {
+                failures.push(format!(
+                    "mdevctl {}: {per:.2} syscalls per device, budget {}",
+                    case.args.join(" "),
+                    case.budget
+                ));
+            }
+        }
+    }
+
+    if let Some(up) = &opts.upstream {
+        r.push_str(&compare_upstream(bin, up, &hosts, opts.reps)?);
+    }
+    if opts.keep {
+        let _ = writeln!(r, "\nhosts kept under {}", scratch.display());
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("{r}\nsyscall budget exceeded:\n  {}", failures.join("\n  "));
+    }
+    Ok(r)
+}
+
+/// Times upstream on the large host and reports our time as a ratio of its time. Upstream
+/// before 1.3.0 ignores `MDEVCTL_ENV_ROOT`; the output check catches that and we say so.
+fn compare_upstream(ours: &Path, up: &Path, hosts: &[Host], reps: usize) -> Result<String> {
+    let mut r = String::from("\nupstream comparison (large host):\n\n");
+    let Some(host) = hosts.get(2) else {
+        return Ok(r);
+    };
+    let mut rows = String::new();
+    for case in &CASES {
+        let out = run(up, &host.root, case.args)?;
+        if let Err(e) = check(&out, host, case, "upstream") {
+            let _ = writeln!(r, "skipped: {e:#}");
+            return Ok(r);
+        }
+        let mut t_up = Vec::new();
+        let mut t_ours = Vec::new();
+        for _ in 0..reps.max(1) {
+            for (bin, acc) in [(up, &mut t_up), (ours, &mut t_ours)] {
+                let t = Instant::now();
+                run(bin, &host.root, case.args)?;
+                acc.push(t.elapsed());
+            }
+        }
+        let (u, o) = (ms(median(t_up)), ms(median(t_ours)));
+        let _ = writeln!(
+            rows,
+            "| `mdevctl {}` | {u:.2} | {o:.2} | {:.2} |",
+            case.args.join(" "),
+            o / u.max(1e-6)
+        );
+    }
+    r.push_str("| command | upstream ms | mdevkit ms | mdevkit/upstream |\n|---|---|---|---|\n");
+    r.push_str(&rows);
+    Ok(r)
+}
