@@ -2,6 +2,7 @@
 //! reports ratios (per-device cost at large vs small scale, syscalls per device), because
 //! shared machines are too noisy for absolute times to mean much.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -140,8 +141,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Total syscalls of one run under `strace -f -c`, from the summary's `total` line.
-fn syscalls(bin: &Path, root: &Path, args: &[&str], scratch: &Path) -> Result<u64> {
+/// Syscall counts of one run under `strace -f -c`: name -> calls, plus `total`.
+fn syscalls(
+    bin: &Path,
+    root: &Path,
+    args: &[&str],
+    scratch: &Path,
+) -> Result<BTreeMap<String, u64>> {
     let out_file = scratch.join("strace.out");
     let status = Command::new("strace")
         .args(["-f", "-c", "-o"])
@@ -161,12 +167,19 @@ fn syscalls(bin: &Path, root: &Path, args: &[&str], scratch: &Path) -> Result<u6
         );
     }
     let text = std::fs::read_to_string(&out_file).context("reading strace's summary")?;
-    // `100.00    0.000512           2       210        13 total`: calls is the 4th column.
-    text.lines()
-        .find(|l| l.trim_end().ends_with(" total"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no total line in strace output:\n{text}"))
+    // Rows are `% time  seconds  usecs/call  calls  [errors]  name`: calls is the 4th
+    // column and the name the last; header and separator rows do not parse.
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(calls), Some(name)) = (cols.get(3).and_then(|c| c.parse().ok()), cols.last()) {
+            counts.insert((*name).to_owned(), calls);
+        }
+    }
+    if !counts.contains_key("total") {
+        anyhow::bail!("no total line in strace output:\n{text}");
+    }
+    Ok(counts)
 }
 
 fn strace_available() -> bool {
@@ -283,39 +296,9 @@ fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
 
     let mut failures = Vec::new();
     if opts.no_strace || !strace_available() {
-        let _ = writeln!(
-            r,
-            "\nsyscall counts: skipped (strace not installed or --no-strace)"
-        );
+        r.push_str("\nsyscall counts: skipped (strace not installed or --no-strace)\n");
     } else {
-        let _ = writeln!(
-            r,
-            "\n| command | syscalls empty | syscalls {large} | per device | budget |"
-        );
-        let _ = writeln!(r, "|---|---|---|---|---|");
-        for case in &CASES {
-            let c0 = syscalls(bin, &hosts[0].root, case.args, scratch)?;
-            let cl = syscalls(bin, &hosts[2].root, case.args, scratch)?;
-            let n = hosts[2].count(case.per);
-            let per = (cl.saturating_sub(c0)) as f64 / n.max(1) as f64;
-            let budget = if case.per == Per::Parent {
-                "-".to_owned()
-            } else {
-                format!("{}", case.budget)
-            };
-            let _ = writeln!(
-                r,
-                "| `mdevctl {}` | {c0} | {cl} | {per:.2} | {budget} |",
-                case.args.join(" ")
-            );
-            if case.per != Per::Parent && per > case.budget {
-                failures.push(format!(
-                    "mdevctl {}: {per:.2} syscalls per device, budget {}",
-                    case.args.join(" "),
-                    case.budget
-                ));
-            }
-        }
+        r.push_str(&syscall_report(bin, &hosts, scratch, &mut failures)?);
     }
 
     if let Some(up) = &opts.upstream {
@@ -326,6 +309,66 @@ fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
     }
     if !failures.is_empty() {
         anyhow::bail!("{r}\nsyscall budget exceeded:\n  {}", failures.join("\n  "));
+    }
+    Ok(r)
+}
+
+/// Syscalls of each command on the empty and the large host, per device walked, and which
+/// calls make up the per-device cost; over-budget commands are added to `failures`.
+fn syscall_report(
+    bin: &Path,
+    hosts: &[Host],
+    scratch: &Path,
+    failures: &mut Vec<String>,
+) -> Result<String> {
+    let (Some(empty), Some(large)) = (hosts.first(), hosts.get(2)) else {
+        return Ok(String::new());
+    };
+    let mut r = format!(
+        "\n| command | syscalls empty | syscalls {} | per device | budget | per device, by call |\n",
+        large.spec.definitions
+    );
+    r.push_str("|---|---|---|---|---|---|\n");
+    for case in &CASES {
+        let s0 = syscalls(bin, &empty.root, case.args, scratch)?;
+        let sl = syscalls(bin, &large.root, case.args, scratch)?;
+        let n = large.count(case.per).max(1) as f64;
+        let extra = |name: &str| {
+            let a = s0.get(name).copied().unwrap_or(0);
+            let b = sl.get(name).copied().unwrap_or(0);
+            b.saturating_sub(a) as f64 / n
+        };
+        let per = extra("total");
+        // The calls the per-device cost is made of (those above 0.1 per device).
+        let mut by_call: Vec<(&String, f64)> = sl
+            .keys()
+            .filter(|k| k.as_str() != "total")
+            .map(|k| (k, extra(k)))
+            .filter(|(_, v)| *v >= 0.1)
+            .collect();
+        by_call.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let by_call: Vec<String> = by_call.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let checked = case.per != Per::Parent;
+        let budget = if checked {
+            format!("{}", case.budget)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            r,
+            "| `mdevctl {}` | {} | {} | {per:.2} | {budget} | {} |",
+            case.args.join(" "),
+            s0.get("total").copied().unwrap_or(0),
+            sl.get("total").copied().unwrap_or(0),
+            by_call.join(", ")
+        );
+        if checked && per > case.budget {
+            failures.push(format!(
+                "mdevctl {}: {per:.2} syscalls per device, budget {}",
+                case.args.join(" "),
+                case.budget
+            ));
+        }
     }
     Ok(r)
 }

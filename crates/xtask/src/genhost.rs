@@ -170,12 +170,12 @@ pub fn generate(root: &Path, spec: &HostSpec) -> Result<HostSummary> {
         let tname = TYPES[t].0;
         if i < spec.definitions {
             // A mix of autostart and manual, and some attributes, as a real store has.
-            let attrs: &[(&str, &str)] = if i % 7 == 0 {
+            let attrs: &[(&str, &str)] = if i.is_multiple_of(7) {
                 &[("example_attr", "1")]
             } else {
                 &[]
             };
-            let json = definition_json(tname, i % 2 == 0, attrs);
+            let json = definition_json(tname, (i / spec.parents.max(1)).is_multiple_of(3), attrs);
             fsutil::write_file(&store.join(&parent).join(&uuid), json.as_bytes(), 0o644)?;
             summary.defined.push((parent.clone(), uuid.clone()));
         }
