@@ -31,22 +31,22 @@ pub struct BenchOpts {
 
 /// A read-only command and what it scales with.
 #[derive(Debug, Clone, Copy)]
-struct Case {
-    args: &'static [&'static str],
+pub(crate) struct Case {
+    pub(crate) args: &'static [&'static str],
     /// Devices the command walks: definitions, active devices, or neither (types).
-    per: Per,
+    pub(crate) per: Per,
     /// Syscalls allowed per device walked (marginal, between the empty and the large host).
     budget: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Per {
+pub(crate) enum Per {
     Definition,
     Active,
     Parent,
 }
 
-const CASES: [Case; 4] = [
+pub(crate) const CASES: [Case; 4] = [
     Case {
         args: &["list", "-d"],
         per: Per::Definition,
@@ -71,9 +71,9 @@ const CASES: [Case; 4] = [
 
 /// One generated host and its size.
 #[derive(Debug)]
-struct Host {
-    root: PathBuf,
-    spec: HostSpec,
+pub(crate) struct Host {
+    pub(crate) root: PathBuf,
+    pub(crate) spec: HostSpec,
 }
 
 impl Host {
@@ -86,7 +86,7 @@ impl Host {
     }
 }
 
-fn run(bin: &Path, root: &Path, args: &[&str]) -> Result<Output> {
+pub(crate) fn run(bin: &Path, root: &Path, args: &[&str]) -> Result<Output> {
     let mut cmd = Command::new(bin);
     cmd.args(args).env("MDEVCTL_ENV_ROOT", root);
     // Only the root override: the per-directory ones would point elsewhere.
@@ -104,7 +104,7 @@ fn run(bin: &Path, root: &Path, args: &[&str]) -> Result<Output> {
 }
 
 /// Checks that a run did the work it is timed for (so a fast failure never looks fast).
-fn check(out: &Output, host: &Host, case: &Case, who: &str) -> Result<()> {
+pub(crate) fn check(out: &Output, host: &Host, case: &Case, who: &str) -> Result<()> {
     let args = case.args.join(" ");
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -117,11 +117,14 @@ fn check(out: &Output, host: &Host, case: &Case, who: &str) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let json = case.args.contains(&"--dumpjson");
     let want = host.count(case.per);
-    let got = match (case.per, json) {
-        // One line per device in text; one `"<uuid>": {` per device in JSON.
-        (Per::Parent, _) => text.lines().filter(|l| !l.starts_with(' ')).count(),
-        (_, false) => text.lines().filter(|l| !l.starts_with(' ')).count(),
-        (_, true) => text.matches("\"mdev_type\"").count(),
+    // Text: one unindented line per device (per parent for types); blank lines (upstream
+    // 1.2 ends `list` with one) do not count. JSON: one `"mdev_type"` per device.
+    let got = if json {
+        text.matches("\"mdev_type\"").count()
+    } else {
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with(' '))
+            .count()
     };
     if got != want {
         anyhow::bail!(
@@ -132,12 +135,12 @@ fn check(out: &Output, host: &Host, case: &Case, who: &str) -> Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -302,7 +305,9 @@ fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
     }
 
     if let Some(up) = &opts.upstream {
-        r.push_str(&compare_upstream(bin, up, &hosts, opts.reps)?);
+        r.push_str(&crate::upstream::compare(
+            bin, up, &hosts, scratch, opts.reps,
+        )?);
     }
     if opts.keep {
         let _ = writeln!(r, "\nhosts kept under {}", scratch.display());
@@ -370,41 +375,5 @@ fn syscall_report(
             ));
         }
     }
-    Ok(r)
-}
-
-/// Times upstream on the large host and reports our time as a ratio of its time. Upstream
-/// before 1.3.0 ignores `MDEVCTL_ENV_ROOT`; the output check catches that and we say so.
-fn compare_upstream(ours: &Path, up: &Path, hosts: &[Host], reps: usize) -> Result<String> {
-    let mut r = String::from("\nupstream comparison (large host):\n\n");
-    let Some(host) = hosts.get(2) else {
-        return Ok(r);
-    };
-    let mut rows = String::new();
-    for case in &CASES {
-        let out = run(up, &host.root, case.args)?;
-        if let Err(e) = check(&out, host, case, "upstream") {
-            let _ = writeln!(r, "skipped: {e:#}");
-            return Ok(r);
-        }
-        let mut t_up = Vec::new();
-        let mut t_ours = Vec::new();
-        for _ in 0..reps.max(1) {
-            for (bin, acc) in [(up, &mut t_up), (ours, &mut t_ours)] {
-                let t = Instant::now();
-                run(bin, &host.root, case.args)?;
-                acc.push(t.elapsed());
-            }
-        }
-        let (u, o) = (ms(median(t_up)), ms(median(t_ours)));
-        let _ = writeln!(
-            rows,
-            "| `mdevctl {}` | {u:.2} | {o:.2} | {:.2} |",
-            case.args.join(" "),
-            o / u.max(1e-6)
-        );
-    }
-    r.push_str("| command | upstream ms | mdevkit ms | mdevkit/upstream |\n|---|---|---|---|\n");
-    r.push_str(&rows);
     Ok(r)
 }

@@ -7,3 +7,4 @@ pub mod docs;
 pub mod fsutil;
 pub mod genhost;
 pub mod install;
+pub mod upstream;

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use std::io::Write;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use xtask::{bench, docs, genhost, install};
+use xtask::{bench, docs, genhost, install, upstream};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "mdevkit's project tooling")]
@@ -71,6 +73,16 @@ enum Task {
         /// Keep the generated hosts
         #[arg(long)]
         keep: bool,
+    },
+    /// (internal) Time BIN ARGS in this process's view of the file system; used by
+    /// `bench --upstream` inside a mount namespace
+    #[command(hide = true)]
+    TimeRuns {
+        #[arg(long, default_value_t = 11)]
+        reps: usize,
+        bin: PathBuf,
+        #[arg(last = true)]
+        args: Vec<String>,
     },
 }
 
@@ -144,6 +156,12 @@ fn main() -> Result<()> {
                 keep,
             };
             print!("{}", bench::bench(&opts)?);
+        }
+        Task::TimeRuns { reps, bin, args } => {
+            let (median, first) = upstream::time_local(&bin, &args, reps)?;
+            std::io::stdout()
+                .write_all(&upstream::format_time_runs(median, &first))
+                .context("writing to stdout")?;
         }
     }
     Ok(())
