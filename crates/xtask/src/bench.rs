@@ -3,6 +3,7 @@
 //! shared machines are too noisy for absolute times to mean much.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -77,7 +78,7 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    fn count(&self, per: Per) -> usize {
+    pub(crate) fn count(&self, per: Per) -> usize {
         match per {
             Per::Definition => self.spec.definitions,
             Per::Active => self.spec.active,
@@ -151,17 +152,33 @@ fn syscalls(
     args: &[&str],
     scratch: &Path,
 ) -> Result<BTreeMap<String, u64>> {
+    syscalls_via(&[], Some(root), bin, args, scratch)
+}
+
+/// Like [`syscalls`], with strace started through `launcher` (a command that execs its
+/// remaining arguments, e.g. a mount namespace); `root` sets `MDEVCTL_ENV_ROOT`.
+pub(crate) fn syscalls_via(
+    launcher: &[OsString],
+    root: Option<&Path>,
+    bin: &Path,
+    args: &[&str],
+    scratch: &Path,
+) -> Result<BTreeMap<String, u64>> {
     let out_file = scratch.join("strace.out");
-    let status = Command::new("strace")
-        .args(["-f", "-c", "-o"])
-        .arg(&out_file)
-        .arg("--")
-        .arg(bin)
-        .args(args)
-        .env("MDEVCTL_ENV_ROOT", root)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running strace")?;
+    let mut argv: Vec<OsString> = launcher.to_vec();
+    argv.extend(["strace", "-f", "-c", "-o"].map(OsString::from));
+    argv.push(out_file.clone().into());
+    argv.push("--".into());
+    argv.push(bin.into());
+    argv.extend(args.iter().map(OsString::from));
+    let (program, rest) = argv.split_first().context("empty strace command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest).stdout(std::process::Stdio::null());
+    match root {
+        Some(r) => cmd.env("MDEVCTL_ENV_ROOT", r),
+        None => cmd.env_remove("MDEVCTL_ENV_ROOT"),
+    };
+    let status = cmd.status().context("running strace")?;
     if !status.success() {
         anyhow::bail!(
             "strace {} {} failed ({status})",
@@ -185,7 +202,7 @@ fn syscalls(
     Ok(counts)
 }
 
-fn strace_available() -> bool {
+pub(crate) fn strace_available() -> bool {
     Command::new("strace")
         .arg("-V")
         .stdout(std::process::Stdio::null())

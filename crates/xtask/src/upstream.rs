@@ -7,6 +7,8 @@
 //! (read-only) on the real ones. The mounts exist only inside that namespace, and both
 //! binaries pay the same overlay costs, so the ratio stays fair.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Output};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::bench::{check, median, ms, run, Host, CASES};
+use crate::bench::{check, median, ms, run, strace_available, syscalls_via, Host, Per, CASES};
 
 /// How the binaries see the generated host.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +53,17 @@ mount -t overlay overlay -o "lowerdir=$2/etc:$1/etc:/etc" /etc
 mount -t overlay overlay -o "lowerdir=$1/usr/lib:/usr/lib" /usr/lib
 shift 2
 exec "$@""#;
+
+/// The command line that execs its remaining arguments in a namespace showing `host` at `/`.
+fn namespace_launcher(host: &Host, compat: &Path) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = ["unshare", "--mount", "--propagation", "private", "--"]
+        .map(OsString::from)
+        .to_vec();
+    argv.extend(["sh", "-c", NAMESPACE_SCRIPT, "sh"].map(OsString::from));
+    argv.push(host.root.clone().into());
+    argv.push(compat.into());
+    argv
+}
 
 /// Runs `bin args` `reps` times in a namespace showing `host` at `/`, through this very
 /// executable's hidden `time-runs` task; parses its `median_ns <n>` line and the output.
@@ -187,6 +200,63 @@ pub(crate) fn compare(
             "| `mdevctl {}` | {u:.2} | {o:.2} | {:.2} |",
             case.args.join(" "),
             o / u.max(1e-6)
+        );
+    }
+    if strace_available() {
+        r.push_str(&compare_syscalls(
+            method, ours, up, hosts, &compat, scratch,
+        )?);
+    }
+    Ok(r)
+}
+
+/// Total syscalls of `bin args` on `host`, seen the way `method` shows the host.
+fn total_syscalls(
+    method: Method,
+    bin: &Path,
+    host: &Host,
+    compat: &Path,
+    args: &[&str],
+    scratch: &Path,
+) -> Result<u64> {
+    let counts: BTreeMap<String, u64> = match method {
+        Method::EnvRoot => syscalls_via(&[], Some(&host.root), bin, args, scratch)?,
+        Method::Namespace => {
+            syscalls_via(&namespace_launcher(host, compat), None, bin, args, scratch)?
+        }
+    };
+    Ok(counts.get("total").copied().unwrap_or(0))
+}
+
+/// Syscalls per device walked (large host minus empty host), upstream next to ours.
+fn compare_syscalls(
+    method: Method,
+    ours: &Path,
+    up: &Path,
+    hosts: &[Host],
+    compat: &Path,
+    scratch: &Path,
+) -> Result<String> {
+    let (Some(empty), Some(large)) = (hosts.first(), hosts.get(2)) else {
+        return Ok(String::new());
+    };
+    let mut r = String::from(
+        "\n| command | upstream syscalls/device | mdevkit syscalls/device |\n|---|---|---|\n",
+    );
+    for case in CASES.iter().filter(|c| c.per != Per::Parent) {
+        let n = large.count(case.per).max(1) as f64;
+        let mut per = Vec::new();
+        for bin in [up, ours] {
+            let c0 = total_syscalls(method, bin, empty, compat, case.args, scratch)?;
+            let cl = total_syscalls(method, bin, large, compat, case.args, scratch)?;
+            per.push(cl.saturating_sub(c0) as f64 / n);
+        }
+        let _ = writeln!(
+            r,
+            "| `mdevctl {}` | {:.2} | {:.2} |",
+            case.args.join(" "),
+            per[0],
+            per[1]
         );
     }
     Ok(r)
