@@ -223,7 +223,71 @@ fn machine_facts() -> String {
         })
         .unwrap_or_else(|| "unknown".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("nproc {nproc}; CPU {cpu}; kernel {}", kernel.trim())
+    // Other work on the machine skews times; the load average says how much there was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "nproc {nproc}; CPU {cpu}; kernel {}; load average {}",
+        kernel.trim(),
+        load.join(" ")
+    )
+}
+
+/// Marginal µs per device on the small and large host (start-up, i.e. the empty host's
+/// time, subtracted), from per-host times `t` in ms.
+fn per_device_us(t: [f64; 3], n_small: usize, n_large: usize) -> (f64, f64) {
+    let [t0, ts, tl] = t;
+    let us_s = (ts - t0).max(1e-6) * 1e3 / n_small.max(1) as f64;
+    let us_l = (tl - t0).max(1e-6) * 1e3 / n_large.max(1) as f64;
+    (us_s, us_l)
+}
+
+/// Medians per command and host, and the per-device cost at both sizes. A large/small
+/// ratio near 1.0 means linear scaling. The ratio is also given from the fastest runs,
+/// which a busy machine disturbs less than the median.
+fn timing_table(hosts: &[Host], times: &[Vec<Vec<Duration>>]) -> String {
+    let [Some(hs), Some(hl)] = [hosts.get(1), hosts.get(2)] else {
+        return String::new();
+    };
+    let (small, large) = (hs.spec.definitions, hl.spec.definitions);
+    let mut r = format!(
+        "| command | empty ms | {small} ms | {large} ms | large/small time | \
+         µs/device at {small} | µs/device at {large} | per-device cost large/small | \
+         same, fastest runs |\n"
+    );
+    r.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for (case, t) in CASES.iter().zip(times) {
+        let pick = |f: fn(Vec<Duration>) -> Duration| -> Option<[f64; 3]> {
+            let v: Vec<f64> = t.iter().map(|v| ms(f(v.clone()))).collect();
+            Some([*v.first()?, *v.get(1)?, *v.get(2)?])
+        };
+        let (Some(med), Some(min)) = (
+            pick(median),
+            pick(|v| v.into_iter().min().unwrap_or_default()),
+        ) else {
+            continue;
+        };
+        let [t0, ts, tl] = med;
+        let per_dev = if case.per == Per::Parent {
+            "n/a | n/a | n/a (walks parents only) | n/a".to_owned()
+        } else {
+            let (ns, nl) = (hs.count(case.per), hl.count(case.per));
+            let (us_s, us_l) = per_device_us(med, ns, nl);
+            let (min_s, min_l) = per_device_us(min, ns, nl);
+            format!(
+                "{us_s:.2} | {us_l:.2} | {:.2} | {:.2}",
+                us_l / us_s,
+                min_l / min_s
+            )
+        };
+        let _ = writeln!(
+            r,
+            "| `mdevctl {}` | {t0:.2} | {ts:.2} | {tl:.2} | {:.2} | {per_dev} |",
+            case.args.join(" "),
+            tl / ts.max(1e-6)
+        );
+    }
+    r
 }
 
 /// Runs the benchmark; returns the report (markdown) or an error when a check or a
@@ -289,30 +353,7 @@ fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
         }
     }
 
-    let _ = writeln!(r, "| command | empty ms | {small} ms | {large} ms | large/small time | per-device cost large/small |");
-    let _ = writeln!(r, "|---|---|---|---|---|---|");
-    for (c, case) in CASES.iter().enumerate() {
-        let med: Vec<Duration> = times[c].iter().map(|t| median(t.clone())).collect();
-        let [t0, ts, tl] = [med[0], med[1], med[2]].map(ms);
-        // Marginal cost per device: start-up (the empty host) subtracted, then divided by
-        // the devices walked. ~1.0 between the two sizes means linear scaling.
-        let per_dev = if case.per == Per::Parent {
-            "n/a (walks parents only)".to_owned()
-        } else {
-            let (ns, nl) = (
-                hosts[1].count(case.per) as f64,
-                hosts[2].count(case.per) as f64,
-            );
-            let (ms_, ml) = ((ts - t0).max(1e-6) / ns, (tl - t0).max(1e-6) / nl);
-            format!("{:.2}", ml / ms_)
-        };
-        let _ = writeln!(
-            r,
-            "| `mdevctl {}` | {t0:.2} | {ts:.2} | {tl:.2} | {:.2} | {per_dev} |",
-            case.args.join(" "),
-            tl / ts.max(1e-6)
-        );
-    }
+    r.push_str(&timing_table(&hosts, &times));
 
     let mut failures = Vec::new();
     if opts.no_strace || !strace_available() {
