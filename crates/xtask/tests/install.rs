@@ -313,3 +313,60 @@ fn completions_offer_every_subcommand_and_option() {
         );
     }
 }
+
+/// Runs the rule's `sh -c` command with stand-ins for mdevctl and logger: stdout must reach
+/// `logger -t mdevctl`, stderr `logger -t mdevctl -p 2`, and `%k` must be the parent.
+#[test]
+fn the_rule_command_routes_output_and_errors_to_the_log() {
+    let tmp = TempDir::new("rule-run");
+    let sbin = tmp.0.join("sbin");
+    let bin = tmp.0.join("bin");
+    let log = tmp.0.join("log");
+    let script = |path: &Path, body: &str| {
+        let ok = fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))
+            .and_then(|()| fs::write(path, format!("#!/bin/sh\n{body}\n")))
+            .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(0o755)));
+        assert!(ok.is_ok(), "{}: {ok:?}", path.display());
+    };
+    script(
+        &sbin.join("mdevctl"),
+        "echo \"started $*\"; echo 'one failed' >&2",
+    );
+    // Each line logged becomes `<logger args>|<line>` in the log file.
+    script(
+        &bin.join("logger"),
+        &format!(
+            "while IFS= read -r l; do echo \"$*|$l\" >> {}; done",
+            log.display()
+        ),
+    );
+    let rule = install::render_udev_rule(&sbin).unwrap_or_else(|e| panic!("{e:#}"));
+    for line in rule_lines(&rule) {
+        let _ = fs::remove_file(&log);
+        let cmd = line
+            .split_once("RUN+=\"/bin/sh -c '")
+            .and_then(|(_, rest)| rest.strip_suffix("'\""))
+            .unwrap_or_else(|| panic!("no sh -c command in {line}"));
+        let cmd = cmd.replace("%k", "0000:00:02.0");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let status = Command::new("/bin/sh")
+            .args(["-c", &cmd])
+            .env("PATH", path)
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "{cmd}");
+        let mut logged: Vec<String> = read(&log).lines().map(str::to_owned).collect();
+        logged.sort();
+        assert_eq!(
+            logged,
+            [
+                "-t mdevctl -p 2|one failed",
+                "-t mdevctl|started start-parent-mdevs 0000:00:02.0"
+            ],
+            "{line}"
+        );
+    }
+}
