@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use std::io::Write;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xtask::{bench, docs, genhost, install, upstream};
 
@@ -80,7 +78,11 @@ enum Task {
     TimeRuns {
         #[arg(long, default_value_t = 11)]
         reps: usize,
-        bin: PathBuf,
+        /// Directory for the results (see upstream::save_time_runs)
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        bins: Vec<PathBuf>,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -157,11 +159,14 @@ fn main() -> Result<()> {
             };
             print!("{}", bench::bench(&opts)?);
         }
-        Task::TimeRuns { reps, bin, args } => {
-            let (median, first) = upstream::time_local(&bin, &args, reps)?;
-            std::io::stdout()
-                .write_all(&upstream::format_time_runs(median, &first))
-                .context("writing to stdout")?;
+        Task::TimeRuns {
+            reps,
+            out,
+            bins,
+            args,
+        } => {
+            let results = upstream::time_alternating(&bins, &args, reps, None)?;
+            upstream::save_time_runs(&out, &results)?;
         }
     }
     Ok(())

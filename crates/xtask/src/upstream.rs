@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::bench::{check, median, ms, run, strace_available, syscalls_via, Host, Per, CASES};
+use crate::fsutil;
 
 /// How the binaries see the generated host.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,24 +26,85 @@ enum Method {
     Namespace,
 }
 
-/// Runs `bin args` `reps` times in this process's view of the file system (no root
-/// override); returns the median and the first run's output. Used inside the namespace.
-pub fn time_local(bin: &Path, args: &[String], reps: usize) -> Result<(Duration, Output)> {
-    let once = || {
-        Command::new(bin)
-            .args(args)
-            .env_remove("MDEVCTL_ENV_ROOT")
-            .output()
+/// Runs each of `bins` with `args`, alternating, `reps` times; returns per binary the median
+/// and the first run's output. Alternating makes drift on a busy machine hit both alike.
+/// `root` sets `MDEVCTL_ENV_ROOT`; without it the process's own view of `/` is used (inside
+/// the namespace).
+pub fn time_alternating(
+    bins: &[PathBuf],
+    args: &[String],
+    reps: usize,
+    root: Option<&Path>,
+) -> Result<Vec<(Duration, Output)>> {
+    let once = |bin: &Path| {
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        match root {
+            Some(r) => cmd.env("MDEVCTL_ENV_ROOT", r),
+            None => cmd.env_remove("MDEVCTL_ENV_ROOT"),
+        };
+        cmd.output()
             .with_context(|| format!("running {}", bin.display()))
     };
-    let first = once()?;
-    let mut times = Vec::new();
-    for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        once()?;
-        times.push(t.elapsed());
+    let mut firsts = Vec::new();
+    for bin in bins {
+        firsts.push(once(bin)?);
     }
-    Ok((median(times), first))
+    let mut times = vec![Vec::new(); bins.len()];
+    for _ in 0..reps.max(1) {
+        for (bin, t) in bins.iter().zip(times.iter_mut()) {
+            let start = Instant::now();
+            once(bin)?;
+            t.push(start.elapsed());
+        }
+    }
+    Ok(times.into_iter().map(median).zip(firsts).collect())
+}
+
+/// What the hidden `time-runs` task leaves in `out`: per binary `<i>.stdout` and `<i>.code`,
+/// and `medians` (nanoseconds, one per line).
+pub fn save_time_runs(out: &Path, results: &[(Duration, Output)]) -> Result<()> {
+    let mut medians = String::new();
+    for (i, (median, first)) in results.iter().enumerate() {
+        let code = first.status.code().unwrap_or(-1);
+        fsutil::write_file(&out.join(format!("{i}.stdout")), &first.stdout, 0o644)?;
+        fsutil::write_file(
+            &out.join(format!("{i}.code")),
+            code.to_string().as_bytes(),
+            0o644,
+        )?;
+        let _ = writeln!(medians, "{}", median.as_nanos());
+    }
+    fsutil::write_file(&out.join("medians"), medians.as_bytes(), 0o644)
+}
+
+fn load_time_runs(out: &Path, n: usize) -> Result<Vec<(Duration, Output)>> {
+    let read = |name: &str| {
+        std::fs::read_to_string(out.join(name)).with_context(|| format!("reading {name}"))
+    };
+    let medians: Vec<u64> = read("medians")?
+        .lines()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("parsing medians")?;
+    let mut results = Vec::new();
+    for (i, ns) in medians.into_iter().enumerate().take(n) {
+        let code: i32 = read(&format!("{i}.code"))?
+            .trim()
+            .parse()
+            .context("parsing exit code")?;
+        let stdout = std::fs::read(out.join(format!("{i}.stdout"))).context("reading stdout")?;
+        let output = Output {
+            status: exit_status(code),
+            stdout,
+            stderr: Vec::new(),
+        };
+        results.push((Duration::from_nanos(ns), output));
+    }
+    if results.len() != n {
+        anyhow::bail!("time-runs left {} results, expected {n}", results.len());
+    }
+    Ok(results)
 }
 
 /// The mounts of the namespace: `$1` is the host root, `$2` a compat layer, the rest the
@@ -65,90 +127,58 @@ fn namespace_launcher(host: &Host, compat: &Path) -> Vec<OsString> {
     argv
 }
 
-/// Runs `bin args` `reps` times in a namespace showing `host` at `/`, through this very
-/// executable's hidden `time-runs` task; parses its `median_ns <n>` line and the output.
+/// [`time_alternating`] in a namespace showing `host` at `/`, through this very
+/// executable's hidden `time-runs` task.
 fn time_in_namespace(
-    bin: &Path,
+    bins: &[PathBuf],
     host: &Host,
     compat: &Path,
     args: &[&str],
     reps: usize,
-) -> Result<(Duration, Output)> {
+    scratch: &Path,
+) -> Result<Vec<(Duration, Output)>> {
     let me = std::env::current_exe().context("locating the xtask executable")?;
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            NAMESPACE_SCRIPT,
-            "sh",
-        ])
-        .arg(&host.root)
-        .arg(compat)
+    let out_dir = scratch.join("time-runs");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let launcher = namespace_launcher(host, compat);
+    let (program, rest) = launcher.split_first().context("empty launcher")?;
+    let out = Command::new(program)
+        .args(rest)
         .arg(me)
-        .args(["time-runs", "--reps", &reps.to_string()])
-        .arg(bin)
+        .args(["time-runs", "--reps", &reps.to_string(), "--out"])
+        .arg(&out_dir)
+        .args(bins)
         .arg("--")
         .args(args)
         .env_remove("MDEVCTL_ENV_ROOT")
         .output()
         .context("running unshare")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (head, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    let ns: u64 = match head.strip_prefix("median_ns ").map(str::parse) {
-        Some(Ok(n)) if out.status.success() => n,
-        _ => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            anyhow::bail!("namespace run failed ({}): {}", out.status, err.trim());
-        }
-    };
-    let inner = Output {
-        status: exit_status(rest.starts_with("status 0\n")),
-        stdout: rest
-            .split_once('\n')
-            .map_or("", |(_, r)| r)
-            .as_bytes()
-            .to_vec(),
-        stderr: out.stderr,
-    };
-    Ok((Duration::from_nanos(ns), inner))
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!("namespace run failed ({}): {}", out.status, err.trim());
+    }
+    load_time_runs(&out_dir, bins.len())
 }
 
-/// What `time-runs` prints: the median, the first run's exit code, then its stdout.
-pub fn format_time_runs(median: Duration, first: &Output) -> Vec<u8> {
-    let code = first.status.code().unwrap_or(-1);
-    let mut out = format!("median_ns {}\nstatus {code}\n", median.as_nanos()).into_bytes();
-    out.extend_from_slice(&first.stdout);
-    out
-}
-
-fn exit_status(success: bool) -> ExitStatus {
+fn exit_status(code: i32) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
-    ExitStatusExt::from_raw(if success { 0 } else { 1 << 8 })
+    ExitStatusExt::from_raw((code & 0xff) << 8)
 }
 
 fn time(
     method: Method,
-    bin: &Path,
+    bins: &[PathBuf],
     host: &Host,
     compat: &Path,
     args: &[&str],
     reps: usize,
-) -> Result<(Duration, Output)> {
+    scratch: &Path,
+) -> Result<Vec<(Duration, Output)>> {
     match method {
-        Method::Namespace => time_in_namespace(bin, host, compat, args, reps),
+        Method::Namespace => time_in_namespace(bins, host, compat, args, reps, scratch),
         Method::EnvRoot => {
-            let first = run(bin, &host.root, args)?;
-            let mut times = Vec::new();
-            for _ in 0..reps.max(1) {
-                let t = Instant::now();
-                run(bin, &host.root, args)?;
-                times.push(t.elapsed());
-            }
-            Ok((median(times), first))
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            time_alternating(bins, &args, reps, Some(&host.root))
         }
     }
 }
@@ -175,8 +205,11 @@ pub(crate) fn compare(
         Ok(()) => Method::EnvRoot,
         Err(e) => {
             let _ = writeln!(r, "- with MDEVCTL_ENV_ROOT: {e:#}");
-            let ns = time_in_namespace(up, host, &compat, probe.args, 1)
-                .and_then(|(_, out)| check(&out, host, probe, "upstream"));
+            let ns = time_in_namespace(&[up.to_path_buf()], host, &compat, probe.args, 1, scratch)
+                .and_then(|res| match res.first() {
+                    Some((_, out)) => check(out, host, probe, "upstream"),
+                    None => anyhow::bail!("no result"),
+                });
             if let Err(e) = ns {
                 let _ = writeln!(r, "- in a private mount namespace: {e:#}\n\nskipped.");
                 return Ok(r);
@@ -189,12 +222,15 @@ pub(crate) fn compare(
         }
     };
     r.push_str("| command | upstream ms | mdevkit ms | mdevkit/upstream |\n|---|---|---|---|\n");
+    let bins = [up.to_path_buf(), ours.to_path_buf()];
     for case in &CASES {
-        let (tu, out_u) = time(method, up, host, &compat, case.args, reps)?;
-        check(&out_u, host, case, "upstream")?;
-        let (to, out_o) = time(method, ours, host, &compat, case.args, reps)?;
-        check(&out_o, host, case, "mdevkit")?;
-        let (u, o) = (ms(tu), ms(to));
+        let res = time(method, &bins, host, &compat, case.args, reps, scratch)?;
+        let [(tu, out_u), (to, out_o)] = res.as_slice() else {
+            anyhow::bail!("expected two timings, got {}", res.len());
+        };
+        check(out_u, host, case, "upstream")?;
+        check(out_o, host, case, "mdevkit")?;
+        let (u, o) = (ms(*tu), ms(*to));
         let _ = writeln!(
             r,
             "| `mdevctl {}` | {u:.2} | {o:.2} | {:.2} |",
