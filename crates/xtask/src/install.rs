@@ -35,23 +35,41 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The defaults for `prefix`, with the optional overrides applied.
+    /// The defaults for `prefix`, with the optional overrides applied. Every directory
+    /// but DESTDIR is a path on the target system and must be absolute.
     pub fn new(
         destdir: PathBuf,
         prefix: PathBuf,
         sbindir: Option<PathBuf>,
         mandir: Option<PathBuf>,
         udevdir: Option<PathBuf>,
-    ) -> Self {
+    ) -> Result<Self> {
+        for (name, dir) in [
+            ("--prefix", Some(&prefix)),
+            ("--sbindir", sbindir.as_ref()),
+            ("--mandir", mandir.as_ref()),
+            ("--udevdir", udevdir.as_ref()),
+        ] {
+            if let Some(d) = dir.filter(|d| !d.is_absolute()) {
+                anyhow::bail!("{name} {} must be an absolute path", d.display());
+            }
+        }
         let datadir = prefix.join("share");
-        Layout {
+        // `DESTDIR=` (set but empty) means no staging, as in make; an empty path would
+        // otherwise stage relative to the working directory.
+        let destdir = if destdir.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            destdir
+        };
+        Ok(Layout {
             destdir,
             sbindir: sbindir.unwrap_or_else(|| prefix.join("sbin")),
             mandir: mandir.unwrap_or_else(|| datadir.join("man")),
             udevdir: udevdir.unwrap_or_else(|| PathBuf::from("/usr/lib/udev")),
             datadir,
             prefix,
-        }
+        })
     }
 
     /// `path` (absolute on the target) under DESTDIR.

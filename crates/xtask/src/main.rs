@@ -109,7 +109,7 @@ fn main() -> Result<()> {
             release,
             binary,
         } => {
-            let layout = install::Layout::new(destdir, prefix, sbindir, mandir, Some(udevdir));
+            let layout = install::Layout::new(destdir, prefix, sbindir, mandir, Some(udevdir))?;
             let binary = match binary {
                 Some(b) => b,
                 None => install::build_binary(release)?,

@@ -90,7 +90,8 @@ fn install_into(destdir: &Path, sbindir: Option<&str>) -> (Layout, Vec<PathBuf>)
         sbindir.map(PathBuf::from),
         None,
         None,
-    );
+    )
+    .unwrap_or_else(|e| panic!("layout: {e:#}"));
     let binary = match install::build_binary(false) {
         Ok(b) => b,
         Err(e) => panic!("building mdevctl: {e:#}"),
@@ -228,6 +229,31 @@ fn sbindir_is_substituted_into_the_rule() {
     check_rule(
         &read(&dest.join("usr/lib/udev/rules.d/60-mdevctl.rules")),
         "/opt/mdevkit/sbin",
+    );
+}
+
+#[test]
+fn target_paths_must_be_absolute_and_an_empty_destdir_means_root() {
+    let layout = |dest: &str, prefix: &str, sbin: Option<&str>| {
+        Layout::new(
+            dest.into(),
+            prefix.into(),
+            sbin.map(PathBuf::from),
+            None,
+            None,
+        )
+    };
+    assert!(layout("/d", "usr", None).is_err());
+    assert!(layout("/d", "/usr", Some("sbin")).is_err());
+    let root = layout("", "/usr", None).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        root.staged(Path::new("/usr/sbin")),
+        PathBuf::from("/usr/sbin")
+    );
+    let staged = layout("pkg", "/usr", None).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        staged.staged(&staged.sbindir),
+        PathBuf::from("pkg/usr/sbin")
     );
 }
 
