@@ -1,6 +1,8 @@
 //! `cargo xtask <task>`: the command line of the project's tooling (see lib.rs).
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,9 +23,9 @@ enum Task {
     Completions { outdir: PathBuf },
     /// Build mdevctl and install it with its man pages, completions, udev rule and directories
     Install {
-        /// Staging directory prepended to every path (packaging)
-        #[arg(long, env = "DESTDIR", default_value = "/")]
-        destdir: PathBuf,
+        /// Staging directory prepended to every path (packaging); default $DESTDIR, then /
+        #[arg(long)]
+        destdir: Option<PathBuf>,
         #[arg(long, default_value = "/usr")]
         prefix: PathBuf,
         /// Default: PREFIX/sbin
@@ -88,16 +90,33 @@ enum Task {
     },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().task {
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the message and its causes on one line, no backtrace dump.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a line; a closed stdout (`| head`) ends the output quietly instead of panicking.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn run(task: Task) -> Result<()> {
+    match task {
         Task::Man { outdir } => {
             for p in docs::write_all(&outdir, &docs::man_pages()?)? {
-                println!("{}", p.display());
+                say(&p.display().to_string());
             }
         }
         Task::Completions { outdir } => {
             for p in docs::write_all(&outdir, &docs::completions())? {
-                println!("{}", p.display());
+                say(&p.display().to_string());
             }
         }
         Task::Install {
@@ -109,13 +128,17 @@ fn main() -> Result<()> {
             release,
             binary,
         } => {
+            // Read by hand: clap rejects a set-but-empty variable, and `DESTDIR=` is common.
+            let destdir = destdir
+                .or_else(|| std::env::var_os("DESTDIR").map(PathBuf::from))
+                .unwrap_or_default();
             let layout = install::Layout::new(destdir, prefix, sbindir, mandir, Some(udevdir))?;
             let binary = match binary {
                 Some(b) => b,
                 None => install::build_binary(release)?,
             };
             for p in install::install(&layout, &binary)? {
-                println!("{}", p.display());
+                say(&p.display().to_string());
             }
         }
         Task::GenHost {
@@ -132,14 +155,14 @@ fn main() -> Result<()> {
                 seed,
             };
             let s = genhost::generate(&root, &spec)?;
-            println!(
+            say(&format!(
                 "{}: {} parents, {} definitions, {} active (MDEVCTL_ENV_ROOT={})",
                 root.display(),
                 s.parents.len(),
                 s.defined.len(),
                 s.active.len(),
                 root.display()
-            );
+            ));
         }
         Task::Bench {
             reps,
@@ -157,7 +180,7 @@ fn main() -> Result<()> {
                 no_strace,
                 keep,
             };
-            print!("{}", bench::bench(&opts)?);
+            say(bench::bench(&opts)?.trim_end());
         }
         Task::TimeRuns {
             reps,
