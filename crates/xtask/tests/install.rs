@@ -396,3 +396,44 @@ fn the_rule_command_routes_output_and_errors_to_the_log() {
         );
     }
 }
+
+/// The bash completions load in a real bash and register for both names; the man pages
+/// pass groff's checks when groff is there.
+#[test]
+fn bash_loads_the_completions_and_groff_accepts_the_pages() {
+    let tmp = TempDir::new("load");
+    let written = docs::write_all(&tmp.0, &docs::completions())
+        .unwrap_or_else(|e| panic!("writing completions: {e:#}"));
+    for bin in ["mdevctl", "lsmdev"] {
+        let file = tmp.0.join("bash").join(bin);
+        assert!(written.contains(&file));
+        let script = format!("source {} && complete -p {bin}", file.display());
+        let out = Command::new("bash")
+            .args(["--norc", "-c", &script])
+            .output();
+        let out = out.unwrap_or_else(|e| panic!("running bash: {e}"));
+        assert!(out.status.success(), "{bin}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(bin),
+            "{out:?}"
+        );
+    }
+    let pages = docs::man_pages().unwrap_or_else(|e| panic!("rendering man pages: {e:#}"));
+    let written =
+        docs::write_all(&tmp.0, &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
+    for page in written {
+        // -ww: all warnings; -z: no output. Skipped where groff is not installed.
+        let Ok(out) = Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(&page)
+            .output()
+        else {
+            return;
+        };
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}: {out:?}",
+            page.display()
+        );
+    }
+}
