@@ -301,6 +301,14 @@ pub fn bench(opts: &BenchOpts) -> Result<String> {
         Some(b) => b.clone(),
         None => crate::cargo::build_mdevctl(true)?,
     };
+    // Absolute, so that runs through strace or a mount namespace find the same file.
+    let bin = std::fs::canonicalize(&bin).with_context(|| format!("{}", bin.display()))?;
+    let mut opts = opts.clone();
+    if let Some(up) = &opts.upstream {
+        opts.upstream =
+            Some(std::fs::canonicalize(up).with_context(|| format!("{}", up.display()))?);
+    }
+    let opts = &opts;
     let scratch = std::env::temp_dir().join(format!("mdevkit-bench-{}", std::process::id()));
     crate::fsutil::mkdir(&scratch)?;
     let result = bench_in(opts, &bin, &scratch);
