@@ -13,6 +13,7 @@ step() { printf '\n=== %s ===\n' "$*"; }
 step "packages"
 need=()
 command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v strace >/dev/null || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
@@ -31,6 +32,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "bench smoke (syscalls per device within budget)"
+cargo build -q --locked -p mdevctl
+cargo xtask bench --small --reps 3 --binary target/debug/mdevctl
 
 if [ "${MDEVKIT_SKIP_REALKERNEL:-0}" = 1 ] && [ "${CI:-}" != true ]; then
     step "real-kernel test skipped (MDEVKIT_SKIP_REALKERNEL=1)"

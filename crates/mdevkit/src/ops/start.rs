@@ -152,8 +152,9 @@ fn create(
             source: Box::new(source),
         }
     })?;
+    let writer = write::AttrWriter::new(&ctx.host, uuid);
     for attr in &config.attrs {
-        if let Err(e) = write::write_attr(&ctx.host, uuid, attr) {
+        if let Err(e) = writer.write(attr) {
             return Err(match write::remove(&ctx.host, uuid) {
                 Ok(()) => OpError::Attr(Box::new(e)),
                 Err(r) => OpError::AttrAndRollback {

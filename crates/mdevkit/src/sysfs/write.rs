@@ -141,27 +141,55 @@ pub enum AttrError {
     },
 }
 
-/// Writes one attribute's raw value (no newline) to the device's sysfs file.
-pub fn write_attr(host: &Host, uuid: &Uuid, attr: &Attr) -> Result<(), AttrError> {
-    let dev = host.device_dir(uuid);
-    let path = dev.join(&attr.name);
-    let name = attr.name.to_string();
-    if !host.exists(&path) {
-        return Err(AttrError::Missing {
+/// Writes attributes of one created device. The device directory is resolved once, and
+/// each attribute path is checked to resolve inside it: the name has no `..`, but a
+/// symlink inside sysfs (`mdev_type/`, `driver/`, `iommu_group/`) could lead elsewhere.
+#[derive(Debug)]
+pub struct AttrWriter<'h> {
+    host: &'h Host,
+    uuid: Uuid,
+    dev: PathBuf,
+    dev_real: Option<PathBuf>,
+}
+
+impl<'h> AttrWriter<'h> {
+    pub fn new(host: &'h Host, uuid: &Uuid) -> Self {
+        let dev = host.device_dir(uuid);
+        AttrWriter {
+            host,
             uuid: *uuid,
-            name,
-            path,
-        });
-    }
-    // The name has no `..`, but a symlink inside sysfs could still lead elsewhere.
-    if let (Ok(dev_real), Ok(attr_real)) = (host.canonicalize(&dev), host.canonicalize(&path)) {
-        if !attr_real.starts_with(&dev_real) {
-            return Err(AttrError::Escapes { uuid: *uuid, name });
+            dev_real: host.canonicalize(&dev).ok(),
+            dev,
         }
     }
-    write(host, WriteKind::Attribute, &path, &attr.value).map_err(|source| AttrError::Write {
-        uuid: *uuid,
-        name,
-        source: Box::new(source),
-    })
+
+    /// Writes one attribute's raw value (no newline) to the device's sysfs file.
+    pub fn write(&self, attr: &Attr) -> Result<(), AttrError> {
+        let path = self.dev.join(&attr.name);
+        let name = attr.name.to_string();
+        if !self.host.exists(&path) {
+            return Err(AttrError::Missing {
+                uuid: self.uuid,
+                name,
+                path,
+            });
+        }
+        let inside = match (&self.dev_real, self.host.canonicalize(&path)) {
+            (Some(dev_real), Ok(real)) => real.starts_with(dev_real),
+            _ => false,
+        };
+        if !inside {
+            return Err(AttrError::Escapes {
+                uuid: self.uuid,
+                name,
+            });
+        }
+        write(self.host, WriteKind::Attribute, &path, &attr.value).map_err(|source| {
+            AttrError::Write {
+                uuid: self.uuid,
+                name,
+                source: Box::new(source),
+            }
+        })
+    }
 }

@@ -1,0 +1,196 @@
+//! `cargo xtask <task>`: the command line of the project's tooling (see lib.rs).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use xtask::{bench, docs, genhost, install, upstream};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "mdevkit's project tooling")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-<command>.8) into OUTDIR
+    Man { outdir: PathBuf },
+    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/<shell>/
+    Completions { outdir: PathBuf },
+    /// Build mdevctl and install it with its man pages, completions, udev rule and directories
+    Install {
+        /// Staging directory prepended to every path (packaging); default $DESTDIR, then /
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+        #[arg(long, default_value = "/usr")]
+        prefix: PathBuf,
+        /// Default: PREFIX/sbin
+        #[arg(long)]
+        sbindir: Option<PathBuf>,
+        /// Default: PREFIX/share/man
+        #[arg(long)]
+        mandir: Option<PathBuf>,
+        #[arg(long, default_value = "/usr/lib/udev")]
+        udevdir: PathBuf,
+        /// Build with the release profile (otherwise the dev profile, as cargo does)
+        #[arg(long)]
+        release: bool,
+        /// Install this already-built binary instead of building one
+        #[arg(long, conflicts_with = "release")]
+        binary: Option<PathBuf>,
+    },
+    /// Write a fake host (sysfs shape and definition store) under ROOT
+    GenHost {
+        root: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        definitions: usize,
+        #[arg(long, default_value_t = 8)]
+        parents: usize,
+        #[arg(long, default_value_t = 100)]
+        active: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Time list/types on generated hosts; report ratios and syscalls per device
+    Bench {
+        #[arg(long, default_value_t = 11)]
+        reps: usize,
+        /// CI smoke scale: 200 and 2,000 definitions
+        #[arg(long)]
+        small: bool,
+        /// Measure this binary instead of building mdevctl in release mode
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// An upstream mdevctl to compare with (run with MDEVCTL_ENV_ROOT on the same hosts)
+        #[arg(long)]
+        upstream: Option<PathBuf>,
+        #[arg(long)]
+        no_strace: bool,
+        /// Keep the generated hosts
+        #[arg(long)]
+        keep: bool,
+    },
+    /// (internal) Time BIN ARGS in this process's view of the file system; used by
+    /// `bench --upstream` inside a mount namespace
+    #[command(hide = true)]
+    TimeRuns {
+        #[arg(long, default_value_t = 11)]
+        reps: usize,
+        /// Directory for the results (see upstream::save_time_runs)
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        bins: Vec<PathBuf>,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the message and its causes on one line, no backtrace dump.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a line; a closed stdout (`| head`) ends the output quietly instead of panicking.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn run(task: Task) -> Result<()> {
+    match task {
+        Task::Man { outdir } => {
+            for p in docs::write_all(&outdir, &docs::man_pages()?)? {
+                say(&p.display().to_string());
+            }
+        }
+        Task::Completions { outdir } => {
+            for p in docs::write_all(&outdir, &docs::completions())? {
+                say(&p.display().to_string());
+            }
+        }
+        Task::Install {
+            destdir,
+            prefix,
+            sbindir,
+            mandir,
+            udevdir,
+            release,
+            binary,
+        } => {
+            // Read by hand: clap rejects a set-but-empty variable, and `DESTDIR=` is common.
+            let destdir = destdir
+                .or_else(|| std::env::var_os("DESTDIR").map(PathBuf::from))
+                .unwrap_or_default();
+            let layout = install::Layout::new(destdir, prefix, sbindir, mandir, Some(udevdir))?;
+            let binary = match binary {
+                Some(b) => b,
+                None => install::build_binary(release)?,
+            };
+            for p in install::install(&layout, &binary)? {
+                say(&p.display().to_string());
+            }
+        }
+        Task::GenHost {
+            root,
+            definitions,
+            parents,
+            active,
+            seed,
+        } => {
+            let spec = genhost::HostSpec {
+                definitions,
+                parents,
+                active,
+                seed,
+            };
+            let s = genhost::generate(&root, &spec)?;
+            say(&format!(
+                "{}: {} parents, {} definitions, {} active (MDEVCTL_ENV_ROOT={})",
+                root.display(),
+                s.parents.len(),
+                s.defined.len(),
+                s.active.len(),
+                root.display()
+            ));
+        }
+        Task::Bench {
+            reps,
+            small,
+            binary,
+            upstream,
+            no_strace,
+            keep,
+        } => {
+            let opts = bench::BenchOpts {
+                reps,
+                small,
+                binary,
+                upstream,
+                no_strace,
+                keep,
+            };
+            say(bench::bench(&opts)?.trim_end());
+        }
+        Task::TimeRuns {
+            reps,
+            out,
+            bins,
+            args,
+        } => {
+            let results = upstream::time_alternating(&bins, &args, reps, None)?;
+            upstream::save_time_runs(&out, &results)?;
+        }
+    }
+    Ok(())
+}

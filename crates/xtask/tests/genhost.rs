@@ -1,0 +1,104 @@
+//! The generated host has the kernel's sysfs shape and mdevctl's store format, and the real
+//! `mdevctl` reads it back: every definition, every active device, the cross-markers.
+
+// A test fails by panicking.
+#![allow(clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xtask::genhost::{self, HostSpec};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-test-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+fn canon(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|e| panic!("canonicalize {}: {e}", p.display()))
+}
+
+fn mdevctl(root: &Path, args: &[&str]) -> String {
+    let bin = xtask::cargo::build_mdevctl(false).unwrap_or_else(|e| panic!("build: {e:#}"));
+    let out = Command::new(bin)
+        .args(args)
+        .env("MDEVCTL_ENV_ROOT", root)
+        .output()
+        .unwrap_or_else(|e| panic!("running mdevctl: {e}"));
+    assert!(out.status.success(), "mdevctl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
+    let root = tmp("genhost");
+    let spec = HostSpec {
+        definitions: 30,
+        parents: 3,
+        active: 5,
+        seed: 7,
+    };
+    let sum = genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
+    assert_eq!(
+        (sum.parents.len(), sum.defined.len(), sum.active.len()),
+        (3, 30, 5)
+    );
+    // Refuses to write over an existing host.
+    assert!(genhost::generate(&root, &spec).is_err());
+
+    for p in &sum.parents {
+        let class = root.join("sys/class/mdev_bus").join(p);
+        let target = fs::read_link(&class).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(target.is_relative(), "{}", target.display());
+        let dir = canon(&class);
+        assert!(
+            dir.starts_with(canon(&root.join("sys/devices"))),
+            "{}",
+            dir.display()
+        );
+        for t in genhost::TYPES.map(|t| t.0) {
+            let tdir = dir.join("mdev_supported_types").join(t);
+            for f in ["available_instances", "device_api", "name", "create"] {
+                assert!(tdir.join(f).is_file(), "{}/{f}", tdir.display());
+            }
+        }
+    }
+    for (p, u) in &sum.active {
+        let dev = canon(&root.join("sys/bus/mdev/devices").join(u));
+        // spec §3.4: parent = the canonical path's parent dir; type = mdev_type's target.
+        assert_eq!(dev.parent().and_then(|d| d.file_name()), Some(p.as_ref()));
+        let ty = canon(&dev.join("mdev_type"));
+        assert_eq!(
+            ty.parent().and_then(|d| d.file_name()),
+            Some("mdev_supported_types".as_ref())
+        );
+    }
+    for (p, u) in &sum.defined {
+        let text = fs::read_to_string(root.join("etc/mdevctl.d").join(p).join(u))
+            .unwrap_or_else(|e| panic!("{p}/{u}: {e}"));
+        assert!(text.starts_with("{\n  \"mdev_type\": \"mtty-"), "{text}");
+        assert!(
+            text.ends_with('}'),
+            "no trailing newline expected: {text:?}"
+        );
+    }
+    for d in ["callouts", "notifiers"] {
+        assert!(root.join("usr/lib/mdevctl/scripts.d").join(d).is_dir());
+    }
+
+    let defined = mdevctl(&root, &["list", "-d"]);
+    assert_eq!(defined.lines().count(), 30, "{defined}");
+    assert_eq!(defined.matches("(active)").count(), 5, "{defined}");
+    let active = mdevctl(&root, &["list"]);
+    assert_eq!(active.lines().count(), 5, "{active}");
+    assert_eq!(active.matches("(defined)").count(), 5, "{active}");
+    let types = mdevctl(&root, &["types"]);
+    assert_eq!(
+        types.lines().filter(|l| !l.starts_with(' ')).count(),
+        3,
+        "{types}"
+    );
+    let _ = fs::remove_dir_all(&root);
+}
