@@ -451,3 +451,15 @@ fn define_without_config_dir_fails_and_creates_nothing() {
     assert!(t.stderr.contains("etc/mdevctl.d"), "{}", t.stderr);
     assert!(!root.join("etc/mdevctl.d").exists());
 }
+
+#[test]
+fn define_jsonfile_endless_stream_is_refused_without_reading_it_all() {
+    let root = FakeRoot::new();
+    let t = mdevctl(&root, &["define", "-p", "mtty", "--jsonfile", "/dev/zero"]);
+    assert_error(
+        &t,
+        "unable to read file /dev/zero: larger than 1048576 bytes",
+    );
+    assert!(t.stdout.is_empty());
+    assert!(!root.path().join("etc/mdevctl.d/mtty").exists());
+}

@@ -166,6 +166,23 @@ impl Host {
         Ok(out)
     }
 
+    /// Reads at most `limit` bytes; a longer file (or endless stream such as `/dev/zero`)
+    /// is an error instead of unbounded memory.
+    pub fn read_bounded(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut data = Vec::new();
+        fs::File::open(path)?
+            .take(limit + 1)
+            .read_to_end(&mut data)?;
+        if data.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {limit} bytes"),
+            ));
+        }
+        Ok(data)
+    }
+
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
     }

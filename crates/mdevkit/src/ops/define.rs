@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{compact, subject, Context, OpError};
+use super::{compact, parse_jsonfile, read_jsonfile_bytes, subject, Context, OpError};
 use crate::callouts::{Action, Force, Subject};
 use crate::config::DeviceConfig;
 use crate::store;
@@ -33,10 +33,7 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
     let (parent, config) = if let Some(path) = &o.jsonfile {
         // Upstream's order (spec §4.3): the file must open, then a parent is required,
         // then an existing definition is refused, and only then is the content parsed.
-        let bytes = ctx.host.read(path).map_err(|source| OpError::ReadJson {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = read_jsonfile_bytes(&ctx.host, path)?;
         let parent = o.parent.clone().ok_or(OpError::ParentRequired {
             what: "define device",
             path: path.clone(),
@@ -44,11 +41,7 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
         if store::exists(&ctx.host, &parent, &uuid) {
             return Err(OpError::AlreadyDefined { uuid, parent });
         }
-        let config = DeviceConfig::from_slice(&bytes).map_err(|source| OpError::BadJson {
-            path: path.clone(),
-            source,
-        })?;
-        (parent, config)
+        (parent, parse_jsonfile(path, &bytes)?)
     } else {
         if o.parent.is_none() && (active.is_none() || o.mdev_type.is_some()) {
             return Err(OpError::NoParent);

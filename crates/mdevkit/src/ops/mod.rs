@@ -102,11 +102,23 @@ pub(crate) fn compact(c: &DeviceConfig) -> String {
 
 /// Reads and parses a `--jsonfile` (which may be `/dev/stdin`).
 pub(crate) fn read_jsonfile(host: &Host, path: &Path) -> Result<DeviceConfig, OpError> {
-    let bytes = host.read(path).map_err(|source| OpError::ReadJson {
-        path: path.to_owned(),
-        source,
-    })?;
-    DeviceConfig::from_slice(&bytes).map_err(|source| OpError::BadJson {
+    parse_jsonfile(path, &read_jsonfile_bytes(host, path)?)
+}
+
+/// The most a `--jsonfile` may hold: a definition is a few hundred bytes.
+const MAX_JSONFILE: u64 = 1 << 20;
+
+/// Reads a `--jsonfile` without parsing it (define checks other things in between).
+pub(crate) fn read_jsonfile_bytes(host: &Host, path: &Path) -> Result<Vec<u8>, OpError> {
+    host.read_bounded(path, MAX_JSONFILE)
+        .map_err(|source| OpError::ReadJson {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+pub(crate) fn parse_jsonfile(path: &Path, bytes: &[u8]) -> Result<DeviceConfig, OpError> {
+    DeviceConfig::from_slice(bytes).map_err(|source| OpError::BadJson {
         path: path.to_owned(),
         source,
     })
