@@ -481,6 +481,19 @@ fn callout_unknown_names_in_capabilities_are_accepted() {
     let t = define_u1(&root, &[]);
     assert_eq!(t.code, 0, "{}", t.stderr);
     assert!(config(&root, "mtty", U1).is_some());
+    // Each kind of unknown name is said once, as upstream does.
+    let warned: Vec<&str> = t.stderr.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warned.len(), 2, "{}", t.stderr);
+    assert!(
+        warned[0].ends_with("/v provides unknown Action type"),
+        "{}",
+        t.stderr
+    );
+    assert!(
+        warned[1].ends_with("/v provides unknown Event type"),
+        "{}",
+        t.stderr
+    );
 }
 
 #[test]

@@ -91,6 +91,40 @@ fn sorted_entries(host: &Host, dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Unknown names are accepted (a newer script may know more), but said once per kind.
+fn warn_unknown(script: &Path, supports: &Supports) {
+    const ACTIONS: [&str; 7] = [
+        "start",
+        "stop",
+        "define",
+        "undefine",
+        "modify",
+        "attributes",
+        "capabilities",
+    ];
+    const EVENTS: [&str; 5] = ["pre", "post", "live", "notify", "get"];
+    if supports
+        .actions
+        .iter()
+        .any(|a| !ACTIONS.contains(&a.as_str()))
+    {
+        log::warn!(
+            "Callout script {} provides unknown Action type",
+            script.display()
+        );
+    }
+    if supports
+        .events
+        .iter()
+        .any(|e| !EVENTS.contains(&e.as_str()))
+    {
+        log::warn!(
+            "Callout script {} provides unknown Event type",
+            script.display()
+        );
+    }
+}
+
 impl Callouts {
     pub fn new(host: Host, timeout: Duration) -> Self {
         Callouts {
@@ -155,6 +189,7 @@ impl Callouts {
                 continue;
             };
             self.host.echo_stderr(&script, &out.stderr);
+            warn_unknown(&script, &reply.supports);
             found = Some(Chosen {
                 script,
                 supports: reply.supports,
