@@ -20,9 +20,7 @@ mod tree;
 
 pub use control::HELP as CONTROL_HELP;
 pub use host::{ControlError, HookRun};
-pub use mount::{
-    fuse_available, lazy_unmount, mounted_fs_type, MountError, MountedSim, Reason, Sim,
-};
+pub use mount::{fuse_available, lazy_unmount, mounted_fs, MountError, MountedSim, Reason, Sim};
 pub use parse::Errno;
 pub use plain::{write_plain_tree, PlainError};
 pub use profile::{Profile, ProfileError};

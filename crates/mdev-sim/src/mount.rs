@@ -231,6 +231,13 @@ impl MountedSim {
         lock(&self.shared).present_parents()
     }
 
+    /// Whether the FUSE session still serves (false once something unmounted it).
+    pub fn is_serving(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
+    }
+
     /// Unmounts now (also done on drop).
     pub fn unmount(mut self) {
         self.stop();
@@ -242,7 +249,7 @@ impl MountedSim {
             drop(session);
             // An unmount refused because something still had a file open leaves a mount
             // behind: detach it lazily so no stale mount survives the handle.
-            if mounted_fs_type(&self.mountpoint).is_some_and(|t| t == "fuse.mdev-sim") {
+            if mounted_fs(&self.mountpoint).is_some_and(|fs| is_sim(&fs)) {
                 let _ = lazy_unmount(&self.mountpoint);
             }
         }
@@ -264,12 +271,12 @@ impl Drop for MountedSim {
 /// A FUSE mount at `path` whose server died answers ENOTCONN; it is lazily unmounted so that a
 /// killed simulator never blocks the next start. A live simulator there is refused instead.
 pub fn clear_stale_mount(path: &Path) -> Result<(), MountError> {
-    let Some(fstype) = mounted_fs_type(path) else {
+    let Some(fs) = mounted_fs(path) else {
         return Ok(());
     };
     match std::fs::metadata(path) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
-        Ok(_) if fstype == "fuse.mdev-sim" => {
+        Ok(_) if is_sim(&fs) => {
             return Err(MountError::Busy {
                 path: path.to_path_buf(),
             })
@@ -304,8 +311,9 @@ pub fn lazy_unmount(path: &Path) -> Result<(), String> {
     Err(errors.join("; "))
 }
 
-/// The file system type mounted exactly at `path`, from /proc/self/mountinfo.
-pub fn mounted_fs_type(path: &Path) -> Option<String> {
+/// The file system type and source mounted exactly at `path`, from /proc/self/mountinfo
+/// (`("fuse", "mdev-sim")` for a simulator).
+pub fn mounted_fs(path: &Path) -> Option<(String, String)> {
     let wanted = std::path::absolute(path).ok()?;
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut found = None;
@@ -317,10 +325,16 @@ pub fn mounted_fs_type(path: &Path) -> Option<String> {
         };
         if Path::new(&unescape(point)) == wanted {
             // The last matching line is the top of the mount stack.
-            found = fields.get(dash + 1).map(|s| (*s).to_string());
+            let fstype = fields.get(dash + 1).map_or("", |s| *s);
+            let source = fields.get(dash + 2).map_or("", |s| *s);
+            found = Some((fstype.to_string(), unescape(source)));
         }
     }
     found
+}
+
+fn is_sim((fstype, source): &(String, String)) -> bool {
+    fstype.starts_with("fuse") && source == "mdev-sim"
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
