@@ -179,11 +179,7 @@ impl Filesystem for SimFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let delay = {
-            let host = lock(&self.shared);
-            let path = host.tree.path_of(ino);
-            host.write_delay(&path)
-        };
+        let delay = lock(&self.shared).write_delay(ino);
         if let Some(delay) = delay {
             // Slept without the lock, so that the control API stays responsive meanwhile.
             std::thread::sleep(delay);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::ap::{ApAttr, ApBus, Mask, Matrix};
 use crate::parse::{Errno, Uuid};
 use crate::profile::{errno_of, ParentKind, ParentSpec, Profile, TypeSpec};
-use crate::tree::{Role, Tree};
+use crate::tree::{Ino, Role, Tree};
 
 /// Why a control request was refused (a control command, or a call on the mounted handle).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -281,15 +281,25 @@ impl Host {
         self.slow.clear();
     }
 
-    pub(crate) fn take_fault(&mut self, path: &str) -> Option<Errno> {
-        if self.faults.is_empty() {
-            return None;
-        }
-        self.faults.remove(path)
+    /// Rules name paths as users spell them (often through `bus/mdev/devices/<uuid>`), and
+    /// may be set before the file exists, so they are resolved when a request comes in.
+    fn rule_for<'a, T>(
+        &self,
+        rules: &'a HashMap<String, T>,
+        ino: Ino,
+    ) -> Option<(&'a String, &'a T)> {
+        rules
+            .iter()
+            .find(|(path, _)| self.tree.resolve_follow(path) == Some(ino))
     }
 
-    pub(crate) fn write_delay(&self, path: &str) -> Option<Duration> {
-        self.slow.get(path).copied()
+    pub(crate) fn take_fault(&mut self, ino: Ino) -> Option<Errno> {
+        let path = self.rule_for(&self.faults, ino)?.0.clone();
+        self.faults.remove(&path)
+    }
+
+    pub(crate) fn write_delay(&self, ino: Ino) -> Option<Duration> {
+        self.rule_for(&self.slow, ino).map(|(_, d)| *d)
     }
 
     fn type_spec(&self, parent: &str, ty: &str) -> Option<(&ParentState, &TypeSpec)> {

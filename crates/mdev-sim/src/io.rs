@@ -18,7 +18,7 @@ impl Host {
     /// The content of a file as the kernel's show function formats it.
     pub fn read_file(&mut self, ino: Ino) -> Result<Vec<u8>, Errno> {
         let role = self.role_of(ino)?;
-        if let Some(errno) = self.take_fault(&self.tree.path_of(ino)) {
+        if let Some(errno) = self.take_fault(ino) {
             return Err(errno);
         }
         let text = match role {
@@ -66,7 +66,7 @@ impl Host {
     /// A write, handled as the kernel's store function would handle the same bytes.
     pub fn write_file(&mut self, ino: Ino, data: &[u8]) -> Result<(), Errno> {
         let role = self.role_of(ino)?;
-        if let Some(errno) = self.take_fault(&self.tree.path_of(ino)) {
+        if let Some(errno) = self.take_fault(ino) {
             return Err(errno);
         }
         match role {

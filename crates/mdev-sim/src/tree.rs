@@ -105,26 +105,51 @@ impl Tree {
             .try_fold(ROOT, |dir, name| self.lookup(dir, name))
     }
 
+    /// The inode at a root-relative path, following symlinks as the VFS would.
+    pub fn resolve_follow(&self, path: &str) -> Option<Ino> {
+        let mut pending: Vec<String> = path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut done: Vec<Ino> = Vec::new();
+        let mut links = 0;
+        while let Some(name) = pending.pop() {
+            let dir = done.last().copied().unwrap_or(ROOT);
+            match name.as_str() {
+                "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let ino = self.lookup(dir, &name)?;
+            if let Node::Link(target) = &self.entries.get(&ino)?.node {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|p| !p.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
+            } else {
+                done.push(ino);
+            }
+        }
+        Some(done.last().copied().unwrap_or(ROOT))
+    }
+
     pub fn children(&self, dir: Ino) -> Vec<(String, Ino)> {
         match self.entries.get(&dir).map(|e| &e.node) {
             Some(Node::Dir(children)) => children.iter().map(|(n, &i)| (n.clone(), i)).collect(),
             _ => Vec::new(),
         }
-    }
-
-    /// The root-relative path of an inode.
-    pub fn path_of(&self, ino: Ino) -> String {
-        let mut parts = Vec::new();
-        let mut cur = ino;
-        while cur != ROOT {
-            let Some(entry) = self.entries.get(&cur) else {
-                break;
-            };
-            parts.push(entry.name.as_str());
-            cur = entry.parent;
-        }
-        parts.reverse();
-        parts.join("/")
     }
 
     /// Creates every missing directory of a root-relative path and returns the last one.
@@ -271,6 +296,15 @@ mod tests {
             ),
             "../mdev_supported_types/mtty-2"
         );
+    }
+
+    #[test]
+    fn follows_links() {
+        let mut t = Tree::new();
+        let f = t.put_file("devices/p/u/attr", 0o444, Role::Static(String::new()));
+        t.put_link("bus/mdev/devices/u", "devices/p/u");
+        assert_eq!(t.resolve_follow("bus/mdev/devices/u/attr"), Some(f));
+        assert_eq!(t.resolve("bus/mdev/devices/u/attr"), None);
     }
 
     #[test]
