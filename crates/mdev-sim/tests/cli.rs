@@ -1,0 +1,175 @@
+//! The `mdev-sim` command: profiles, plain trees, detached mounts, signals, stale mounts, ctl.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mdev-sim");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn is_mounted(path: &Path) -> bool {
+    mdev_sim::mounted_fs(path).is_some()
+}
+
+/// The pid printed by `mount --detach`.
+fn detached_pid(out: &Output) -> i32 {
+    let s = String::from_utf8_lossy(&out.stdout);
+    let at = s.find("(pid ").unwrap() + 5;
+    s[at..].split(')').next().unwrap().parse().unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn profiles_are_listed() {
+    let out = run(&["profiles"]);
+    assert!(out.status.success());
+    let t = text(&out);
+    for name in [
+        "demo", "mtty", "mdpy", "mbochs", "i915", "nvidia", "vfio-ap", "vfio-ccw",
+    ] {
+        assert!(
+            t.lines().any(|l| l.starts_with(name)),
+            "{name} missing in {t}"
+        );
+    }
+    let out = run(&["mount", "--profile", "no-such", "/tmp/x"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown built-in profile 'no-such'"));
+}
+
+#[test]
+fn plain_writes_an_ordinary_tree() {
+    let dir = temp_dir("plain");
+    let out = run(&["plain", "--profile", "samples", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = dir.join("class/mdev_bus/mtty/mdev_supported_types/mtty-2");
+    assert_eq!(
+        std::fs::read_to_string(t.join("available_instances")).unwrap(),
+        "12\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.join("name")).unwrap(),
+        "Dual port serial\n"
+    );
+    assert_eq!(
+        std::fs::canonicalize(dir.join("class/mdev_bus/mtty")).unwrap(),
+        std::fs::canonicalize(dir.join("devices/virtual/mtty/mtty")).unwrap()
+    );
+    assert!(!dir.join("mdev-sim").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn detached_mount_ctl_sigterm_and_stale_mounts() {
+    if !fuse_or_skip("detached_mount") {
+        return;
+    }
+    let dir = temp_dir("detach");
+    let sys = dir.join("sys");
+    let sys_s = sys.to_str().unwrap();
+    let out = run(&["mount", "--profile", "mtty", "--detach", sys_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = detached_pid(&out);
+    assert!(sys.join("class/mdev_bus/mtty").exists());
+
+    // A second simulator on the same live mount point is refused.
+    let out = run(&["mount", "--profile", "mtty", sys_s]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("already served by a running mdev-sim"),
+        "{}",
+        text(&out)
+    );
+
+    // ctl: good and bad commands.
+    let out = run(&["ctl", sys_s, "remove-parent", "mtty"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!sys.join("class/mdev_bus/mtty").exists());
+    let out = run(&["ctl", sys_s, "remove-parent", "mtty"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("parent 'mtty' is not present"),
+        "{}",
+        text(&out)
+    );
+
+    // kill -9 leaves a dead mount behind; the next start clears it.
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_until("the killed simulator's mount to go dead", || {
+        std::fs::metadata(&sys).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
+    });
+    let out = run(&["mount", "--profile", "mtty", "--detach", sys_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = detached_pid(&out);
+    assert!(sys.join("class/mdev_bus/mtty").exists());
+
+    // SIGTERM unmounts cleanly and the process ends.
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_until("SIGTERM to unmount", || !is_mounted(&sys));
+    wait_until("the simulator to exit", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn umount_stops_a_foreground_simulator() {
+    if !fuse_or_skip("umount") {
+        return;
+    }
+    let dir = temp_dir("umount");
+    let sys = dir.join("sys");
+    let mut child = Command::new(BIN)
+        .args(["mount", "--profile", "vfio-ap"])
+        .arg(&sys)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the mount", || sys.join("mdev-sim/control").exists());
+    let out = run(&["umount", sys.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "simulator did not exit after umount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!is_mounted(&sys));
+    let _ = std::fs::remove_dir_all(&dir);
+}
