@@ -258,8 +258,14 @@ impl Session {
                 return;
             }
         };
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        print!("{}", String::from_utf8_lossy(&out.stderr));
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            print!("{text}");
+            // JSON output ends without a newline; keep the transcript readable.
+            if !text.is_empty() && !text.ends_with('\n') {
+                println!();
+            }
+        }
         let succeeded = out.status.success();
         if !succeeded {
             println!("(exit status {})", out.status.code().unwrap_or(-1));
@@ -318,11 +324,18 @@ fn display_under(root: &Path, path: &Path) -> String {
     )
 }
 
-/// Quotes arguments the way a reader would type them into a shell.
+/// Quotes arguments the way a reader would type them into bash.
 fn shell_words(args: &[&str]) -> String {
     args.iter()
         .map(|a| {
-            if !a.is_empty()
+            if a.contains('\n') {
+                format!(
+                    "$'{}'",
+                    a.replace('\\', "\\\\")
+                        .replace('\'', "\\'")
+                        .replace('\n', "\\n")
+                )
+            } else if !a.is_empty()
                 && a.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c))
             {
