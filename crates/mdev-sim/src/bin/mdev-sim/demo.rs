@@ -128,9 +128,9 @@ impl Session {
         self.cat(&format!("bus/mdev/devices/{AP_DEV}/matrix"));
 
         self.say(
-            "A second one wanting the same queue 05.0047 is refused by the kernel (EADDRINUSE),",
+            "A second one wanting the same queue 05.0047 is refused by the kernel (EADDRINUSE),\n\
+             # and mdevctl removes the half-configured device again.",
         );
-        self.say("and mdevctl removes the half-configured device again.");
         self.mdevctl(
             Ok,
             &[
