@@ -2,6 +2,7 @@
 
 mod demo;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -115,19 +116,24 @@ fn mount_foreground(profile: &str, mountpoint: &Path) -> Result<(), String> {
     ]);
     let mut signals = signals.map_err(|e| format!("cannot handle signals: {e}"))?;
     let sim = Sim::mount(mountpoint, profile).map_err(|e| e.to_string())?;
-    eprintln!(
-        "mdev-sim: serving profile '{}' at {} (pid {}); Ctrl-C or SIGTERM unmounts",
+    // Messages go out with write errors ignored: a detached simulator's stderr is a pipe that
+    // closes when `mount --detach` returns, and eprintln! would panic on it.
+    let say = |text: String| {
+        let _ = writeln!(std::io::stderr(), "mdev-sim: {text}");
+    };
+    say(format!(
+        "serving profile '{}' at {} (pid {}); Ctrl-C or SIGTERM unmounts",
         sim.profile_name(),
         sim.mountpoint().display(),
         std::process::id()
-    );
+    ));
     loop {
         if let Some(sig) = signals.pending().next() {
-            eprintln!("mdev-sim: signal {sig}, unmounting");
+            say(format!("signal {sig}, unmounting"));
             break;
         }
         if !sim.is_serving() {
-            eprintln!("mdev-sim: the mount went away, exiting");
+            say("the mount went away, exiting".into());
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
