@@ -173,3 +173,32 @@ fn umount_stops_a_foreground_simulator() {
     assert!(!is_mounted(&sys));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's first command, against the workspace's mdevctl (built next to mdev-sim by
+/// `cargo test --workspace`).
+#[test]
+fn demo_runs_a_whole_mdevctl_session() {
+    if !fuse_or_skip("demo") {
+        return;
+    }
+    let mdevctl = Path::new(BIN).with_file_name("mdevctl");
+    if !mdevctl.is_file() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("no mdevctl binary at {}", mdevctl.display());
+        }
+        eprintln!("skipping demo: build mdevctl first (cargo test --workspace does)");
+        return;
+    }
+    let out = run(&["demo", "--mdevctl", mdevctl.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("$ mdevctl types\n"), "{t}");
+    assert!(t.contains("05.0047\n"), "{t}");
+    assert!(t.contains("every step behaved as expected"), "{t}");
+    // The temporary root is gone and nothing stays mounted.
+    let root = t
+        .lines()
+        .find_map(|l| l.strip_prefix("# mdev-sim demo: profile 'demo' mounted at "))
+        .unwrap();
+    assert!(!Path::new(root).exists(), "{root} left behind");
+}
