@@ -20,7 +20,10 @@ mod tree;
 
 pub use control::HELP as CONTROL_HELP;
 pub use host::{ControlError, HookRun};
-pub use mount::{fuse_available, lazy_unmount, mounted_fs, MountError, MountedSim, Reason, Sim};
+pub use mount::{
+    fuse_available, fuse_for_test, lazy_unmount, mounted_fs, prepare_env_root, MountError,
+    MountedSim, Reason, Sim, ENV_ROOT_DIRS,
+};
 pub use parse::Errno;
 pub use plain::{write_plain_tree, PlainError};
 pub use profile::{Profile, ProfileError};

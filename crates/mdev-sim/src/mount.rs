@@ -52,6 +52,40 @@ pub fn fuse_available() -> Result<(), Reason> {
     Ok(())
 }
 
+/// For test suites: `Ok(true)` to run, `Ok(false)` to skip (after printing one line that says
+/// why), and `Err` under `CI=true`, where a machine without FUSE must fail rather than go green
+/// by skipping.
+pub fn fuse_for_test(test: &str) -> Result<bool, String> {
+    match fuse_available() {
+        Ok(()) => Ok(true),
+        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            Err(format!("{test}: FUSE is required under CI=true: {reason}"))
+        }
+        Err(reason) => {
+            eprintln!("skipping {test}: FUSE unavailable: {reason}");
+            Ok(false)
+        }
+    }
+}
+
+/// The directories mdevctl expects under `MDEVCTL_ENV_ROOT` besides `sys`: its definitions and
+/// the callout and notifier script directories.
+pub const ENV_ROOT_DIRS: [&str; 3] = [
+    "etc/mdevctl.d",
+    "usr/lib/mdevctl/scripts.d/callouts",
+    "usr/lib/mdevctl/scripts.d/notifiers",
+];
+
+/// Creates `root` with [`ENV_ROOT_DIRS`], ready for `MDEVCTL_ENV_ROOT=root` once a simulator
+/// is mounted at `root/sys`.
+pub fn prepare_env_root(root: &Path) -> Result<(), MountError> {
+    for dir in ENV_ROOT_DIRS {
+        let path = root.join(dir);
+        std::fs::create_dir_all(&path).map_err(|source| MountError::Mountpoint { path, source })?;
+    }
+    Ok(())
+}
+
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mdev_sim::{fuse_available, MountedSim, Profile, Sim};
+use mdev_sim::{MountedSim, Profile, Sim};
 
 const MDEVCTL: &str = env!("CARGO_BIN_EXE_mdevctl");
 const U1: &str = "11111111-2222-4333-8444-555555555555";
@@ -28,24 +28,14 @@ impl Env {
     /// A root with the mdevctl directories and the profile mounted at `root/sys`, or None
     /// (skip) when FUSE is unavailable outside CI.
     fn new(test: &str, profile: &str) -> Option<Env> {
-        if let Err(reason) = fuse_available() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test}: FUSE is required under CI=true: {reason}");
-            }
-            eprintln!("skipping {test}: FUSE unavailable: {reason}");
+        if !mdev_sim::fuse_for_test(test).unwrap() {
             return None;
         }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root =
             std::env::temp_dir().join(format!("mdevctl-sim-e2e-{}-{test}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for dir in [
-            "etc/mdevctl.d",
-            "usr/lib/mdevctl/scripts.d/callouts",
-            "usr/lib/mdevctl/scripts.d/notifiers",
-        ] {
-            std::fs::create_dir_all(root.join(dir)).unwrap();
-        }
+        mdev_sim::prepare_env_root(&root).unwrap();
         let sim = Sim::mount(&root.join("sys"), Profile::builtin(profile).unwrap()).unwrap();
         Some(Env {
             root,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mdev_sim::{fuse_available, MountedSim, Profile, Sim};
+use mdev_sim::{MountedSim, Profile, Sim};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -76,16 +76,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Whether FUSE tests can run: prints one line and returns false outside CI, fails under CI.
 pub fn fuse_or_skip(test: &str) -> bool {
-    match fuse_available() {
-        Ok(()) => true,
-        Err(reason) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test}: FUSE is required under CI=true: {reason}");
-            }
-            eprintln!("skipping {test}: FUSE unavailable: {reason}");
-            false
-        }
-    }
+    mdev_sim::fuse_for_test(test).unwrap()
 }
 
 /// Mounts a built-in profile at `<tmp>/sys`, or returns None (skip) when FUSE is unavailable.

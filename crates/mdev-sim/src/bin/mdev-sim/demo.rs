@@ -41,14 +41,7 @@ pub fn run(mdevctl: Option<PathBuf>) -> Result<(), String> {
     }
     fuse_available().map_err(|reason| format!("FUSE is not available here: {reason}"))?;
     let root = std::env::temp_dir().join(format!("mdev-sim-demo-{}", std::process::id()));
-    for dir in [
-        "etc/mdevctl.d",
-        "usr/lib/mdevctl/scripts.d/callouts",
-        "usr/lib/mdevctl/scripts.d/notifiers",
-    ] {
-        std::fs::create_dir_all(root.join(dir))
-            .map_err(|e| format!("cannot create {}: {e}", root.join(dir).display()))?;
-    }
+    mdev_sim::prepare_env_root(&root).map_err(|e| e.to_string())?;
     let profile = Profile::builtin("demo").map_err(|e| e.to_string())?;
     let sim = Sim::mount(&root.join("sys"), profile).map_err(|e| e.to_string())?;
     // The udev rule's job: when a parent registers, start its auto devices.
