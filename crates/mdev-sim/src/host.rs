@@ -191,18 +191,21 @@ impl Host {
         self.tree.mkdir_p(&format!("{dir}/mdev_supported_types"));
         for ty in &spec.types {
             let tdir = format!("{dir}/mdev_supported_types/{}", ty.id);
-            let role = |ty: &TypeSpec| (name.to_string(), ty.id.clone());
-            let (p, t) = role(ty);
             self.tree.put_file(
                 &format!("{tdir}/available_instances"),
                 0o444,
-                Role::AvailableInstances { parent: p, ty: t },
+                Role::AvailableInstances {
+                    parent: name.to_string(),
+                    ty: ty.id.clone(),
+                },
             );
-            let (p, t) = role(ty);
             self.tree.put_file(
                 &format!("{tdir}/create"),
                 0o200,
-                Role::Create { parent: p, ty: t },
+                Role::Create {
+                    parent: name.to_string(),
+                    ty: ty.id.clone(),
+                },
             );
             self.tree.put_file(
                 &format!("{tdir}/device_api"),
@@ -385,14 +388,9 @@ impl Host {
             .put_file(&format!("{ddir}/remove"), 0o200, Role::Remove(uuid.clone()));
         let mut values = BTreeMap::new();
         for a in &attrs {
-            let mode = match a.mode {
-                crate::profile::AttrMode::Ro => 0o444,
-                crate::profile::AttrMode::Rw => 0o644,
-                crate::profile::AttrMode::Wo => 0o200,
-            };
             self.tree.put_file(
                 &format!("{ddir}/{}", a.name),
-                mode,
+                a.mode.bits(),
                 Role::Attr {
                     uuid: uuid.clone(),
                     name: a.name.clone(),

@@ -171,6 +171,16 @@ pub enum AttrMode {
     Wo,
 }
 
+impl AttrMode {
+    pub fn bits(self) -> u16 {
+        match self {
+            AttrMode::Ro => 0o444,
+            AttrMode::Rw => 0o644,
+            AttrMode::Wo => 0o200,
+        }
+    }
+}
+
 /// How the vendor's store function checks a write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
