@@ -346,7 +346,9 @@ impl Host {
             .and_then(|pool| errno_of(&pool.errno).ok())
             .unwrap_or(Errno::ENOSPC);
         if p.spec.homogeneous && other_type {
-            return (0, pool_errno);
+            // The GPU is in another type's mode: the driver rejects the request itself rather
+            // than running out (a choice, not verified against NVIDIA's closed driver).
+            return (0, Errno::EINVAL);
         }
         let pool = p
             .spec

@@ -146,7 +146,12 @@ fn nvidia_vgpu_params_need_a_newline_and_types_are_exclusive() {
     // One vGPU type per GPU at a time.
     assert_eq!(f.avail(gpu, "nvidia-18"), 15);
     assert_eq!(f.avail(gpu, "nvidia-19"), 0);
-    assert_eq!(f.create(gpu, "nvidia-19", U2), Err(ENOSPC));
+    assert_eq!(f.create(gpu, "nvidia-19", U2), Err(EINVAL));
+    // Within the type, the framebuffer runs out: 16 x 512M.
+    for n in 1..16 {
+        f.create(gpu, "nvidia-18", &uuid(n)).unwrap();
+    }
+    assert_eq!(f.create(gpu, "nvidia-18", U2), Err(ENOSPC));
 }
 
 #[test]
