@@ -276,3 +276,29 @@ fn autostart_runs_when_a_parent_appears_late() {
     assert_eq!(env.sim().wait_hooks(Duration::from_secs(30)).len(), 2);
     assert_eq!(env.active(), [U1]);
 }
+
+#[test]
+fn a_half_registered_parent_is_skipped_by_types_and_refused_by_start() {
+    let Some(env) = Env::new("half-registered", "demo") else {
+        return;
+    };
+    let gpu = "0000:84:00.0";
+    env.sim().add_parent_unpublished(gpu).unwrap();
+    let out = env.mdevctl(&["types"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains(gpu), "{stderr}");
+    assert!(!stdout.contains(gpu), "{stdout}");
+    assert!(stdout.contains("mtty\n"), "{stdout}");
+    let err = env.fails(&["start", "-u", U1, "-p", gpu, "-t", "nvidia-18"]);
+    assert!(
+        err.contains(&format!(
+            "Parent {gpu} is not currently registered for mdev support"
+        )),
+        "{err}"
+    );
+    let err = env.fails(&["start", "-u", U1, "-p", "MTTY", "-t", "mtty-1"]);
+    assert!(err.contains("Did you mean 'mtty'?"), "{err}");
+    assert!(env.active().is_empty());
+}
