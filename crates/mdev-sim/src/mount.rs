@@ -146,13 +146,18 @@ impl Sim {
                 source,
             })?;
         let shared: Shared = Arc::new(Mutex::new(Host::new(&profile)));
-        let options = [
+        let mut options = vec![
             MountOption::FSName("mdev-sim".into()),
             MountOption::Subtype("mdev-sim".into()),
             MountOption::RW,
             MountOption::NoDev,
             MountOption::NoSuid,
         ];
+        // With fusermount3 at hand, it stays behind as a watchdog that unmounts as soon as
+        // this process dies, even by SIGKILL, so killed test runs leave no dead mounts.
+        if find_in_path("fusermount3").is_some() {
+            options.push(MountOption::AutoUnmount);
+        }
         let session = fuser::spawn_mount2(SimFs::new(shared.clone()), &mountpoint, &options)
             .map_err(|source| MountError::Mount {
                 path: mountpoint.clone(),
@@ -279,10 +284,11 @@ impl MountedSim {
 
     fn stop(&mut self) {
         if let Some(session) = self.session.take() {
-            // Dropping the session unmounts; the serving thread then ends by itself.
+            // Dropping the session unmounts, or (with fusermount3's watchdog) only closes the
+            // watchdog's socket, after which the watchdog takes its time. An unmount refused
+            // because a file is still open also leaves the mount. Detach whatever is left now,
+            // so that the mount point is free when the handle is gone.
             drop(session);
-            // An unmount refused because something still had a file open leaves a mount
-            // behind: detach it lazily so no stale mount survives the handle.
             if mounted_fs(&self.mountpoint).is_some_and(|fs| is_sim(&fs)) {
                 let _ = lazy_unmount(&self.mountpoint);
             }
