@@ -146,7 +146,7 @@ impl Sim {
                 source,
             })?;
         let shared: Shared = Arc::new(Mutex::new(Host::new(&profile)));
-        let mut options = vec![
+        let options = vec![
             MountOption::FSName("mdev-sim".into()),
             MountOption::Subtype("mdev-sim".into()),
             MountOption::RW,
@@ -155,14 +155,21 @@ impl Sim {
         ];
         // With fusermount3 at hand, it stays behind as a watchdog that unmounts as soon as
         // this process dies, even by SIGKILL, so killed test runs leave no dead mounts.
-        if find_in_path("fusermount3").is_some() {
-            options.push(MountOption::AutoUnmount);
-        }
-        let session = fuser::spawn_mount2(SimFs::new(shared.clone()), &mountpoint, &options)
-            .map_err(|source| MountError::Mount {
-                path: mountpoint.clone(),
-                source,
-            })?;
+        let mut watched = options.clone();
+        watched.push(MountOption::AutoUnmount);
+        let watched = find_in_path("fusermount3").and_then(|_| {
+            fuser::spawn_mount2(SimFs::new(shared.clone()), &mountpoint, &watched).ok()
+        });
+        let session = match watched {
+            Some(session) => session,
+            // Without the watchdog: no fusermount3, or it refused (auto_unmount implies
+            // allow_other, which non-root users only get with user_allow_other in fuse.conf).
+            None => fuser::spawn_mount2(SimFs::new(shared.clone()), &mountpoint, &options)
+                .map_err(|source| MountError::Mount {
+                    path: mountpoint.clone(),
+                    source,
+                })?,
+        };
         Ok(MountedSim {
             session: Some(session),
             shared,
