@@ -50,6 +50,9 @@ struct ParentState {
 struct Device {
     parent: String,
     ty: String,
+    /// The IOMMU group the vfio core gave it (the lowest free number, as the ida does).
+    group: u32,
+    driver: Option<String>,
     attrs: BTreeMap<String, String>,
     matrix: Option<Matrix>,
 }
@@ -78,6 +81,8 @@ impl Host {
         let mut tree = Tree::new();
         // The mdev module creates these before any parent registers.
         tree.mkdir_p("bus/mdev/devices");
+        tree.mkdir_p("bus/mdev/drivers");
+        tree.mkdir_p("kernel/iommu_groups");
         tree.mkdir_p("class/mdev_bus");
         tree.put_file("mdev-sim/control", 0o600, Role::Control);
         tree.put_file("mdev-sim/last_error", 0o444, Role::LastError);
@@ -239,9 +244,9 @@ impl Host {
             .remove(name)
             .ok_or_else(|| ControlError::ParentAbsent(name.to_string()))?;
         for uuid in &parent.devices {
-            self.devices.remove(uuid);
-            self.busy.remove(uuid);
-            self.tree.remove_path(&format!("bus/mdev/devices/{uuid}"));
+            if let Some(dev) = self.devices.remove(uuid) {
+                self.unlink_device(uuid, &dev);
+            }
         }
         self.tree.remove_path(&parent.dir);
         self.tree.remove_path(&format!("class/mdev_bus/{name}"));
@@ -378,6 +383,7 @@ impl Host {
         };
         let pdir = p.dir.clone();
         let kind = p.spec.kind;
+        let driver = p.spec.driver.clone();
         let attrs: Vec<_> = t.attributes.clone();
         let ddir = format!("{pdir}/{uuid}");
         self.tree.mkdir_p(&ddir);
@@ -386,6 +392,17 @@ impl Host {
             &format!("{pdir}/mdev_supported_types/{ty}"),
         );
         self.tree.put_link(&format!("{ddir}/subsystem"), "bus/mdev");
+        let group = (0..)
+            .find(|g| !self.devices.values().any(|d| d.group == *g))
+            .unwrap_or(u32::MAX);
+        let gdir = format!("kernel/iommu_groups/{group}");
+        self.tree.put_link(&format!("{ddir}/iommu_group"), &gdir);
+        self.tree.put_link(&format!("{gdir}/devices/{uuid}"), &ddir);
+        if let Some(driver) = &driver {
+            let drv = format!("bus/mdev/drivers/{driver}");
+            self.tree.put_link(&format!("{ddir}/driver"), &drv);
+            self.tree.put_link(&format!("{drv}/{uuid}"), &ddir);
+        }
         self.tree
             .put_file(&format!("{ddir}/remove"), 0o200, Role::Remove(uuid.clone()));
         let mut values = BTreeMap::new();
@@ -427,6 +444,8 @@ impl Host {
             Device {
                 parent: parent.to_string(),
                 ty: ty.to_string(),
+                group,
+                driver,
                 attrs: values,
                 matrix,
             },
@@ -447,16 +466,29 @@ impl Host {
 
     fn remove_device(&mut self, uuid: &Uuid) -> Option<()> {
         let dev = self.devices.remove(uuid)?;
-        let p = self.parents.get_mut(&dev.parent)?;
-        p.devices.remove(uuid);
-        let pdir = p.dir.clone();
+        let pdir = self.parents.get_mut(&dev.parent).map(|p| {
+            p.devices.remove(uuid);
+            p.dir.clone()
+        })?;
         self.tree.remove_path(&format!("{pdir}/{uuid}"));
-        self.tree.remove_path(&format!("bus/mdev/devices/{uuid}"));
         self.tree.remove_path(&format!(
             "{pdir}/mdev_supported_types/{}/devices/{uuid}",
             dev.ty
         ));
+        self.unlink_device(uuid, &dev);
         Some(())
+    }
+
+    /// Removes what points at a device from outside its parent's directory.
+    fn unlink_device(&mut self, uuid: &Uuid, dev: &Device) {
+        self.busy.remove(uuid);
+        self.tree.remove_path(&format!("bus/mdev/devices/{uuid}"));
+        self.tree
+            .remove_path(&format!("kernel/iommu_groups/{}", dev.group));
+        if let Some(driver) = &dev.driver {
+            self.tree
+                .remove_path(&format!("bus/mdev/drivers/{driver}/{uuid}"));
+        }
     }
 
     pub(crate) fn attr_value(&self, uuid: &Uuid, name: &str) -> Option<&String> {

@@ -84,6 +84,9 @@ pub struct ParentSpec {
     pub homogeneous: bool,
     #[serde(default)]
     pub kind: ParentKind,
+    /// The vendor's mdev driver: devices get `driver -> bus/mdev/drivers/<driver>`.
+    #[serde(default)]
+    pub driver: Option<String>,
     pub types: Vec<TypeSpec>,
 }
 
@@ -297,6 +300,9 @@ impl Profile {
             check_dir(&spec.dir)?;
             if let Some(bus) = &spec.bus {
                 check_name(bus, "bus name")?;
+            }
+            if let Some(driver) = &spec.driver {
+                check_name(driver, "driver name")?;
             }
             if let Some(pool) = &spec.pool {
                 errno_of(&pool.errno)?;

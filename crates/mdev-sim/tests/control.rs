@@ -19,6 +19,8 @@ fn removing_a_parent_takes_its_mdevs() {
     assert!(!f.exists("devices/virtual/mtty/mtty"));
     assert!(f.exists(&format!("bus/mdev/devices/{U2}")));
     assert_eq!(f.sim().active_devices(), [U2]);
+    assert!(!f.exists("kernel/iommu_groups/0"));
+    assert!(!f.exists(&format!("bus/mdev/drivers/mtty/{U1}")));
     // Re-added, it is fresh: the full pool and no devices.
     f.sim().add_parent("mtty").unwrap();
     assert_eq!(f.avail("mtty", "mtty-1"), 24);

@@ -79,6 +79,30 @@ fn create_makes_every_link_and_mdevctl_can_probe_it() {
         f.read(&format!("{link}/vendor/sample_mdev_dev")).unwrap(),
         format!("This is MDEV {U1}\n")
     );
+    // What libvirt and QEMU look at: the IOMMU group and the vendor driver.
+    assert_eq!(
+        std::fs::canonicalize(f.path(&format!("{link}/iommu_group"))).unwrap(),
+        f.path("kernel/iommu_groups/0")
+    );
+    assert_eq!(
+        std::fs::canonicalize(f.path(&format!("kernel/iommu_groups/0/devices/{U1}"))).unwrap(),
+        canonical
+    );
+    assert_eq!(
+        std::fs::canonicalize(f.path(&format!("{link}/driver"))).unwrap(),
+        f.path("bus/mdev/drivers/mtty")
+    );
+    assert!(f.exists(&format!("bus/mdev/drivers/mtty/{U1}")));
+    f.create("mtty", "mtty-1", U2).unwrap();
+    assert!(f.exists(&format!("kernel/iommu_groups/1/devices/{U2}")));
+    f.write(&format!("{link}/remove"), b"1").unwrap();
+    assert!(!f.exists("kernel/iommu_groups/0"));
+    assert!(!f.exists(&format!("bus/mdev/drivers/mtty/{U1}")));
+    // The lowest free group number is handed out again.
+    f.create("mtty", "mtty-2", U1).unwrap();
+    assert!(f.exists(&format!("kernel/iommu_groups/0/devices/{U1}")));
+    f.write(&format!("bus/mdev/devices/{U2}/remove"), b"1")
+        .unwrap();
     // The shared port pool: mtty-2 took two of 24.
     assert_eq!(f.avail("mtty", "mtty-2"), 11);
     assert_eq!(f.avail("mtty", "mtty-1"), 22);
