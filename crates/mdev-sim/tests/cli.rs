@@ -48,10 +48,15 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
 }
 
+/// Polls for up to 30 s (CI machines can be slow); a timeout says what the mounts looked like.
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let ours: Vec<&str> = mounts.lines().filter(|l| l.contains("mdev-sim")).collect();
+            panic!("timed out waiting for {what}; mdev-sim mounts now: {ours:#?}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
