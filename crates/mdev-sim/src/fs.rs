@@ -24,6 +24,16 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Host> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Runs a write through the host and answers it, then starts any hooks it triggered.
+fn store(shared: &Shared, ino: Ino, data: &[u8], reply: ReplyWrite) {
+    let result = lock(shared).write_file(ino, data);
+    match result {
+        Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
+        Err(errno) => reply.error(errno.0),
+    }
+    crate::hooks::run_pending(shared);
+}
+
 #[derive(Debug)]
 pub struct SimFs {
     shared: Shared,
@@ -179,17 +189,22 @@ impl Filesystem for SimFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
+        // The guard must be gone before `store` locks again.
         let delay = lock(&self.shared).write_delay(ino);
-        if let Some(delay) = delay {
-            // Slept without the lock, so that the control API stays responsive meanwhile.
-            std::thread::sleep(delay);
+        match delay {
+            None => store(&self.shared, ino, data, reply),
+            Some(delay) => {
+                // A slow store holds up only its own writer: the request is finished on a
+                // thread of its own while this loop goes on serving everyone else, as sysfs
+                // does for other files.
+                let shared = self.shared.clone();
+                let data = data.to_vec();
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    store(&shared, ino, &data, reply);
+                });
+            }
         }
-        let result = lock(&self.shared).write_file(ino, data);
-        match result {
-            Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
-            Err(errno) => reply.error(errno.0),
-        }
-        crate::hooks::run_pending(&self.shared);
     }
 
     fn readdir(

@@ -110,8 +110,21 @@ fn slow_writes_take_their_time() {
     let create = "class/mdev_bus/mtty/mdev_supported_types/mtty-1/create";
     f.sim().control(&format!("slow {create} 300")).unwrap();
     let start = Instant::now();
-    f.create("mtty", "mtty-1", U1).unwrap();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| f.create("mtty", "mtty-1", U1));
+        // Meanwhile the rest of the file system answers at once.
+        std::thread::sleep(Duration::from_millis(50));
+        let t = Instant::now();
+        assert_eq!(f.avail("mtty", "mtty-2"), 12);
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        slow.join().unwrap().unwrap();
+    });
     assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(f.avail("mtty", "mtty-2"), 11);
     f.sim().control(&format!("slow {create} 0")).unwrap();
     let start = Instant::now();
     f.create("mtty", "mtty-1", U2).unwrap();
