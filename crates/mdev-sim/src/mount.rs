@@ -345,14 +345,23 @@ pub fn lazy_unmount(path: &Path) -> Result<(), String> {
         ("umount", &["-l"]),
     ];
     let mut errors = Vec::new();
-    for (program, args) in attempts {
-        match Command::new(program).args(args).arg(path).output() {
+    for (name, args) in attempts {
+        // PATH can be minimal (udev, systemd units, test harnesses): the usual places too.
+        let program = find_in_path(name)
+            .or_else(|| {
+                ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+                    .iter()
+                    .map(|dir| Path::new(dir).join(name))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_else(|| PathBuf::from(name));
+        match Command::new(&program).args(args).arg(path).output() {
             Ok(out) if out.status.success() => return Ok(()),
             Ok(out) => errors.push(format!(
-                "{program}: {}",
+                "{name}: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )),
-            Err(e) => errors.push(format!("{program}: {e}")),
+            Err(e) => errors.push(format!("{name}: {e}")),
         }
     }
     Err(errors.join("; "))
