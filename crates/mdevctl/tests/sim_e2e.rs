@@ -1,0 +1,304 @@
+//! End to end: the mdevctl binary against mdev-sim's FUSE-mounted, kernel-faithful sysfs root.
+//!
+//! Each test mounts a profile at `<tmp>/sys` and runs mdevctl with `MDEVCTL_ENV_ROOT=<tmp>`.
+//! Without FUSE the tests print one line and pass, except under `CI=true`, where they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mdev_sim::{MountedSim, Profile, Sim};
+
+const MDEVCTL: &str = env!("CARGO_BIN_EXE_mdevctl");
+const U1: &str = "11111111-2222-4333-8444-555555555555";
+const U2: &str = "22222222-3333-4444-8555-666666666666";
+const U3: &str = "33333333-4444-4555-8666-777777777777";
+const EIO: i32 = 5;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+struct Env {
+    root: PathBuf,
+    sim: Option<MountedSim>,
+}
+
+impl Env {
+    /// A root with the mdevctl directories and the profile mounted at `root/sys`, or None
+    /// (skip) when FUSE is unavailable outside CI.
+    fn new(test: &str, profile: &str) -> Option<Env> {
+        if !mdev_sim::fuse_for_test(test).unwrap() {
+            return None;
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root =
+            std::env::temp_dir().join(format!("mdevctl-sim-e2e-{}-{test}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        mdev_sim::prepare_env_root(&root).unwrap();
+        let sim = Sim::mount(&root.join("sys"), Profile::builtin(profile).unwrap()).unwrap();
+        Some(Env {
+            root,
+            sim: Some(sim),
+        })
+    }
+
+    fn sim(&self) -> &MountedSim {
+        self.sim.as_ref().unwrap()
+    }
+
+    fn mdevctl(&self, args: &[&str]) -> Output {
+        Command::new(MDEVCTL)
+            .args(args)
+            .env("MDEVCTL_ENV_ROOT", &self.root)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs mdevctl and insists on success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mdevctl(args);
+        assert!(
+            out.status.success(),
+            "mdevctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs mdevctl and insists on exit status 1; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.mdevctl(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "mdevctl {args:?} should fail: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn active(&self) -> Vec<String> {
+        self.sim().active_devices()
+    }
+
+    fn define_with_attrs(&self, uuid: &str, parent: &str, ty: &str, attrs: &[(&str, &str)]) {
+        self.ok(&["define", "-u", uuid, "-p", parent, "-t", ty]);
+        for (name, value) in attrs {
+            self.ok(&["modify", "-u", uuid, "--addattr", name, "--value", value]);
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        drop(self.sim.take());
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn types_come_from_the_simulated_kernel() {
+    let Some(env) = Env::new("types", "mtty") else {
+        return;
+    };
+    let out = env.ok(&["types"]);
+    assert!(
+        out.starts_with("mtty\n  mtty-1\n    Available instances: 24\n"),
+        "{out}"
+    );
+    assert!(out.contains("    Name: Dual port serial\n"), "{out}");
+}
+
+#[test]
+fn a_started_device_appears_and_is_listed_as_active() {
+    let Some(env) = Env::new("start", "mtty") else {
+        return;
+    };
+    env.ok(&["start", "-u", U1, "-p", "mtty", "-t", "mtty-2"]);
+    assert_eq!(env.active(), [U1]);
+    let list = env.ok(&["list"]);
+    assert!(
+        list.starts_with(&format!("{U1} mtty mtty-2 manual")),
+        "{list}"
+    );
+    let types = env.ok(&["types", "-p", "mtty"]);
+    assert!(types.contains("Available instances: 11"), "{types}");
+    // Starting it again is refused.
+    env.fails(&["start", "-u", U1, "-p", "mtty", "-t", "mtty-2"]);
+    env.ok(&["stop", "-u", U1]);
+    assert!(env.active().is_empty());
+    assert_eq!(env.ok(&["list"]), "");
+}
+
+#[test]
+fn a_failing_attribute_write_rolls_the_device_back() {
+    let Some(env) = Env::new("rollback", "nvidia") else {
+        return;
+    };
+    let gpu = "0000:83:00.0";
+    // The NVIDIA driver wants vgpu_params to end with a newline: EINVAL, and mdevctl removes
+    // the device it had just created.
+    env.define_with_attrs(U1, gpu, "nvidia-18", &[("nvidia/vgpu_params", "x=1")]);
+    let err = env.fails(&["start", "-u", U1]);
+    assert!(err.contains("nvidia/vgpu_params"), "{err}");
+    assert!(
+        env.active().is_empty(),
+        "not rolled back: {:?}",
+        env.active()
+    );
+    let types = env.ok(&["types", "-p", gpu]);
+    assert!(types.contains("Available instances: 16"), "{types}");
+    // The same with an injected I/O error on a value the driver would take.
+    env.ok(&["modify", "-u", U1, "--delattr", "--index", "0"]);
+    env.ok(&[
+        "modify",
+        "-u",
+        U1,
+        "--addattr",
+        "nvidia/vgpu_params",
+        "--value",
+        "x=1\n",
+    ]);
+    env.sim()
+        .fail_next(&format!("bus/mdev/devices/{U1}/nvidia/vgpu_params"), EIO);
+    let err = env.fails(&["start", "-u", U1]);
+    assert!(err.contains("vgpu_params"), "{err}");
+    assert!(env.active().is_empty());
+    env.ok(&["start", "-u", U1]);
+    assert_eq!(env.active(), [U1]);
+}
+
+#[test]
+fn vfio_ap_assignments_in_a_conflicting_order_fail_where_the_kernel_would() {
+    let Some(env) = Env::new("vfio-ap", "vfio-ap") else {
+        return;
+    };
+    let ap = "vfio_ap-passthrough";
+    env.define_with_attrs(
+        U1,
+        "matrix",
+        ap,
+        &[("assign_adapter", "5"), ("assign_domain", "0x47")],
+    );
+    env.ok(&["start", "-u", U1]);
+    // Domain first: the adapter write completes the shared queue 05.0047 and is refused.
+    env.define_with_attrs(
+        U2,
+        "matrix",
+        ap,
+        &[("assign_domain", "0x47"), ("assign_adapter", "5")],
+    );
+    let err = env.fails(&["start", "-u", U2]);
+    assert!(err.contains("assign_adapter"), "{err}");
+    assert!(!err.contains("assign_domain"), "{err}");
+    // Adapter first: now the domain write is the one refused.
+    env.define_with_attrs(
+        U3,
+        "matrix",
+        ap,
+        &[("assign_adapter", "5"), ("assign_domain", "0x47")],
+    );
+    let err = env.fails(&["start", "-u", U3]);
+    assert!(err.contains("assign_domain"), "{err}");
+    assert_eq!(env.active(), [U1]);
+    // A queue the host keeps (adapters 0-3 x domains 0-7): EADDRNOTAVAIL on the domain.
+    env.ok(&["undefine", "-u", U3]);
+    env.define_with_attrs(
+        U3,
+        "matrix",
+        ap,
+        &[("assign_adapter", "2"), ("assign_domain", "3")],
+    );
+    let err = env.fails(&["start", "-u", U3]);
+    assert!(
+        err.contains("assign_domain") && err.contains("EADDRNOTAVAIL"),
+        "{err}"
+    );
+    // Out of range: ENODEV.
+    env.ok(&["undefine", "-u", U3]);
+    env.define_with_attrs(U3, "matrix", ap, &[("assign_adapter", "300")]);
+    let err = env.fails(&["start", "-u", U3]);
+    assert!(err.contains("ENODEV"), "{err}");
+    assert_eq!(env.active(), [U1]);
+}
+
+#[test]
+fn stop_of_a_busy_device_fails_with_a_clear_error() {
+    let Some(env) = Env::new("busy", "mtty") else {
+        return;
+    };
+    env.ok(&["start", "-u", U1, "-p", "mtty", "-t", "mtty-1"]);
+    env.sim().set_busy(U1, true).unwrap();
+    let err = env.fails(&["stop", "-u", U1]);
+    assert!(err.contains(U1) && err.contains("EBUSY"), "{err}");
+    assert_eq!(env.active(), [U1]);
+    env.sim().set_busy(U1, false).unwrap();
+    env.ok(&["stop", "-u", U1]);
+    assert!(env.active().is_empty());
+}
+
+#[test]
+fn autostart_runs_when_a_parent_appears_late() {
+    let Some(env) = Env::new("autostart", "demo") else {
+        return;
+    };
+    let gpu = "0000:84:00.0";
+    env.ok(&["define", "-u", U1, "-p", gpu, "-t", "nvidia-18", "--auto"]);
+    env.ok(&["define", "-u", U2, "-p", gpu, "-t", "nvidia-18"]);
+    env.sim().set_hook(&[
+        "env".to_string(),
+        format!("MDEVCTL_ENV_ROOT={}", env.root.display()),
+        MDEVCTL.to_string(),
+        "start-parent-mdevs".to_string(),
+    ]);
+    // Registered without types yet: nothing can start, and udev has not been told.
+    env.sim().add_parent_unpublished(gpu).unwrap();
+    assert!(env.sim().wait_hooks(Duration::from_secs(5)).is_empty());
+    assert!(env.active().is_empty());
+    env.sim().publish_types(gpu).unwrap();
+    let runs = env.sim().wait_hooks(Duration::from_secs(30));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, Some(0), "{runs:?}");
+    // Only the auto device started.
+    assert_eq!(env.active(), [U1]);
+    let list = env.ok(&["list", "-p", gpu]);
+    assert!(
+        list.starts_with(&format!("{U1} {gpu} nvidia-18 auto (defined)")),
+        "{list}"
+    );
+    // The driver goes away and comes back: the device follows.
+    env.sim().remove_parent(gpu).unwrap();
+    assert!(env.active().is_empty());
+    env.sim().add_parent(gpu).unwrap();
+    assert_eq!(env.sim().wait_hooks(Duration::from_secs(30)).len(), 2);
+    assert_eq!(env.active(), [U1]);
+}
+
+#[test]
+fn a_half_registered_parent_is_skipped_by_types_and_refused_by_start() {
+    let Some(env) = Env::new("half-registered", "demo") else {
+        return;
+    };
+    let gpu = "0000:84:00.0";
+    env.sim().add_parent_unpublished(gpu).unwrap();
+    let out = env.mdevctl(&["types"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains(gpu), "{stderr}");
+    assert!(!stdout.contains(gpu), "{stdout}");
+    assert!(stdout.contains("mtty\n"), "{stdout}");
+    let err = env.fails(&["start", "-u", U1, "-p", gpu, "-t", "nvidia-18"]);
+    assert!(
+        err.contains(&format!(
+            "Parent {gpu} is not currently registered for mdev support"
+        )),
+        "{err}"
+    );
+    let err = env.fails(&["start", "-u", U1, "-p", "MTTY", "-t", "mtty-1"]);
+    assert!(err.contains("Did you mean 'mtty'?"), "{err}");
+    assert!(env.active().is_empty());
+}
