@@ -194,6 +194,10 @@ fn vfio_ap_assignments_in_a_conflicting_order_fail_where_the_kernel_would() {
     let err = env.fails(&["start", "-u", U2]);
     assert!(err.contains("assign_adapter"), "{err}");
     assert!(!err.contains("assign_domain"), "{err}");
+    assert!(
+        err.contains("EADDRINUSE") && err.contains("already assigned to another mdev"),
+        "{err}"
+    );
     // Adapter first: now the domain write is the one refused.
     env.define_with_attrs(
         U3,
