@@ -432,7 +432,7 @@ fn stop_remove_write_error_names_errno() {
     assert_eq!(t.code, 1);
     let err = t.stderr_masked(&root);
     assert!(
-        err.starts_with(&format!("Error: Error removing device {U1}")),
+        err.starts_with(&format!("Error: failed to remove device {U1}")),
         "{err}"
     );
     assert!(err.contains("EISDIR"), "{err}");

@@ -123,7 +123,7 @@ pub enum OpError {
         attr: Box<AttrError>,
         rollback: Box<KernelWriteError>,
     },
-    #[error("Error removing device {uuid}")]
+    #[error("failed to remove device {uuid}")]
     Remove {
         uuid: Uuid,
         #[source]

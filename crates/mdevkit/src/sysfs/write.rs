@@ -66,7 +66,7 @@ fn hint(kind: WriteKind, e: &io::Error) -> &'static str {
         (WriteKind::Remove, Some(16)) => "the device is in use, probably by a running VM",
         (WriteKind::Remove, Some(19) | Some(2)) => "the device is already gone",
         (WriteKind::Attribute, Some(16)) => "the resource is in use by another mdev or is being reconfigured",
-        (WriteKind::Attribute, Some(98)) => "the adapter/domain queue is already assigned to another mdev (vfio-ap)",
+        (WriteKind::Attribute, Some(98)) => "vfio-ap: the adapter/domain queue is already assigned to another mdev",
         (WriteKind::Attribute, Some(99)) => "the resource is reserved for the host (vfio-ap: see /sys/bus/ap/apmask and aqmask)",
         (WriteKind::Attribute, Some(19)) => "the value is out of range for this device",
         (WriteKind::Attribute, Some(22)) => "the driver rejected the value; some attributes need a trailing newline or a specific format",
