@@ -45,6 +45,52 @@ fn hanging_pre_callout_is_killed_after_the_timeout_and_named() {
     assert_eq!(snapshot(&root), before, "definition untouched");
 }
 
+/// Is `pid` still a running process (not gone, not a zombie waiting to be reaped)?
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn hanging_callout_is_killed_with_the_processes_it_started() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "manual");
+    let pidfile = root.path().join("helper.pid");
+    callout(
+        &root,
+        "slow",
+        &versioned_body(
+            &supports_all(),
+            &format!(
+                "if [ \"$ev\" = pre ]; then sleep 30 </dev/null >/dev/null 2>&1 & echo $! > {}; wait; fi\nexit 0",
+                pidfile.display()
+            ),
+        ),
+    );
+    let r = run_raw(&root, &["modify", "-u", U1, "--auto"], &timeout("1"));
+    assert_eq!(r.code, Some(1), "{}", stderr_text(&r));
+    assert!(
+        stderr_text(&r).contains("was killed"),
+        "{}",
+        stderr_text(&r)
+    );
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let pid = pid.trim();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !alive(pid),
+        "the script's helper {pid} outlived the timeout"
+    );
+}
+
 #[test]
 fn hanging_capability_probe_is_skipped_after_the_timeout() {
     let root = FakeRoot::new();

@@ -80,9 +80,29 @@ fn exit_of(status: ExitStatus) -> Exit {
     }
 }
 
-/// Runs `program args...` and waits at most `limit`; on expiry the program is killed.
+/// Kills the program and everything it started: it runs in a process group of its own,
+/// so a shell script's `sleep` (or any helper it forked) does not outlive the time limit.
+fn kill_group(child: &mut std::process::Child) {
+    let group = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    let killed = group.is_some_and(|pid| {
+        rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
+    });
+    if !killed {
+        let _ = child.kill();
+    }
+}
+
+/// Runs `program args...` and waits at most `limit`; on expiry the program and its
+/// process group are killed.
+///
+/// The program leads a new process group but stays this process's direct child: its
+/// parent PID is what s390-tools' `ap-check` locks on.
 pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> io::Result<Output> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(program)
+        .process_group(0)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -125,7 +145,7 @@ pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> 
             break exit_of(status);
         }
         if start.elapsed() >= limit {
-            let _ = child.kill();
+            kill_group(&mut child);
             let _ = child.wait();
             break Exit::TimedOut;
         }
