@@ -407,7 +407,9 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mdevctl"))
 }
 
-fn command(root: &FakeRoot, program: &Path, args: &[&OsStr]) -> Command {
+/// A command for `program` rooted at the fake root, with every variable that could change
+/// mdevctl's behaviour or output removed from the inherited environment.
+pub fn clean_command(root: &FakeRoot, program: &Path, args: &[&OsStr]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("MDEVCTL_ENV_ROOT", root.path())
@@ -417,6 +419,8 @@ fn command(root: &FakeRoot, program: &Path, args: &[&OsStr]) -> Command {
         .env_remove("MDEVCTL_CONFIG_DIR")
         .env_remove("MDEVCTL_SCRIPTS_DIR")
         .env_remove("MDEVCTL_LOCK_FILE")
+        .env_remove("MDEVCTL_CALLOUT_TIMEOUT")
+        .env_remove("MDEVCTL_LOCK_TIMEOUT")
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .env_remove("COLUMNS")
@@ -453,7 +457,7 @@ pub fn run_os(root: &FakeRoot, argv0: &str, args: &[&OsStr]) -> Transcript {
         }
         link
     };
-    finish(command(root, &program, args))
+    finish(clean_command(root, &program, args))
 }
 
 /// `mdevctl <args>`.
@@ -463,7 +467,7 @@ pub fn mdevctl(root: &FakeRoot, args: &[&str]) -> Transcript {
 
 /// `mdevctl <args>` with extra environment variables set on top of the usual ones.
 pub fn mdevctl_env(root: &FakeRoot, args: &[&str], env: &[(&str, &OsStr)]) -> Transcript {
-    let mut cmd = command(
+    let mut cmd = clean_command(
         root,
         &bin(),
         &args.iter().map(OsStr::new).collect::<Vec<_>>(),
@@ -476,7 +480,7 @@ pub fn mdevctl_env(root: &FakeRoot, args: &[&str], env: &[(&str, &OsStr)]) -> Tr
 
 /// Runs the binary with an arbitrary (possibly non-UTF-8) argv[0].
 pub fn run_with_arg0(root: &FakeRoot, arg0: &OsStr, args: &[&str]) -> Transcript {
-    let mut cmd = command(
+    let mut cmd = clean_command(
         root,
         &bin(),
         &args.iter().map(OsStr::new).collect::<Vec<_>>(),
@@ -495,7 +499,7 @@ pub fn running_as_root() -> bool {
 /// Runs `mdevctl <args>` as an unprivileged user (uid/gid 65534) when the tests run as
 /// root, so that a file with mode 000 is really unreadable; otherwise as ourselves.
 pub fn mdevctl_unprivileged(root: &FakeRoot, args: &[&str]) -> Transcript {
-    let mut cmd = command(
+    let mut cmd = clean_command(
         root,
         &bin(),
         &args.iter().map(OsStr::new).collect::<Vec<_>>(),

@@ -34,20 +34,8 @@ impl<'a> Opts<'a> {
 
 /// A command for the binary with the same clean environment as `common::mdevctl`.
 pub fn command(root: &FakeRoot, args: &[&str], o: &Opts<'_>) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env("MDEVCTL_ENV_ROOT", root.path())
-        .env_remove("MDEVCTL_LOG")
-        .env_remove("MDEVCTL_LOG_STYLE")
-        .env_remove("MDEVCTL_SYSFS_ROOT")
-        .env_remove("MDEVCTL_CONFIG_DIR")
-        .env_remove("MDEVCTL_SCRIPTS_DIR")
-        .env_remove("MDEVCTL_LOCK_FILE")
-        .env_remove("MDEVCTL_CALLOUT_TIMEOUT")
-        .env_remove("MDEVCTL_LOCK_TIMEOUT")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .env_remove("COLUMNS");
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let mut cmd = crate::common::clean_command(root, &bin(), &args);
     for (k, v) in &o.env {
         cmd.env(k, v);
     }
