@@ -417,3 +417,16 @@ fn modify_failing_pre_leaves_the_definition_unless_forced() {
         pretty("mtty-1", "auto", &[("a", "1"), ("b", "2")])
     );
 }
+
+#[test]
+fn modify_reuses_a_temporary_file_left_by_a_killed_writer() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "manual");
+    root.define_raw("mtty", &format!(".{U1}.tmp"), "{\"mdev_ty");
+    mdevctl(&root, &["modify", "-u", U1, "--auto"]).assert_clean();
+    assert_eq!(
+        config(&root, "mtty", U1).unwrap(),
+        pretty("mtty-1", "auto", &[])
+    );
+    assert!(!root.join(format!("etc/mdevctl.d/mtty/.{U1}.tmp")).exists());
+}

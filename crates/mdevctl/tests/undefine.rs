@@ -176,3 +176,17 @@ fn undefine_leaves_other_files_in_the_parent_directory() {
     assert!(root.join("etc/mdevctl.d").is_dir());
     assert!(root.join("etc/mdevctl.d/mtty").is_dir());
 }
+
+#[test]
+fn undefine_clears_a_temporary_file_left_by_a_killed_writer() {
+    let root = FakeRoot::new();
+    root.define("mtty", U1, "mtty-1", "manual");
+    // What a `modify` killed between writing its temporary file and the rename leaves.
+    root.define_raw("mtty", &format!(".{U1}.tmp"), "{\"mdev_ty");
+    mdevctl(&root, &["undefine", "-u", U1]).assert_clean();
+    assert!(!root.join(format!("etc/mdevctl.d/mtty/.{U1}.tmp")).exists());
+    assert!(
+        !root.join("etc/mdevctl.d/mtty").exists(),
+        "emptied parent dir goes"
+    );
+}

@@ -242,6 +242,8 @@ pub fn remove(host: &Host, file: &std::path::Path) -> Result<(), StoreError> {
             path: file.to_owned(),
             source,
         })?;
+    // A temporary file left by a killed writer would keep the directory alive forever.
+    let _ = host.remove_file(&host.temp_path(file));
     if let Some(dir) = file.parent() {
         host.remove_dir_if_empty(dir);
     }

@@ -242,14 +242,22 @@ impl Host {
         Ok(())
     }
 
+    /// The temporary file [`Host::write_atomic`] uses for `path`: hidden, beside it.
+    ///
+    /// One fixed name per target is enough because every writer holds the inter-process
+    /// lock; a file left by a writer that was killed is simply reused by the next write.
+    pub fn temp_path(&self, path: &Path) -> PathBuf {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        path.with_file_name(format!(".{name}.tmp"))
+    }
+
     /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename over
     /// the target, fsync the directory. Readers see the old or the new file, never a torn
     /// one, and inotify watchers see one `moved_to` event.
     pub fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = self.temp_path(path);
         let result = (|| {
             let mut f = fs::OpenOptions::new()
                 .write(true)
