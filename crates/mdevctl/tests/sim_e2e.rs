@@ -306,3 +306,44 @@ fn a_half_registered_parent_is_skipped_by_types_and_refused_by_start() {
     assert!(err.contains("Did you mean 'mtty'?"), "{err}");
     assert!(env.active().is_empty());
 }
+
+#[test]
+fn kernel_errors_on_create_and_remove_name_the_errno_the_file_and_the_cause() {
+    let Some(env) = Env::new("errno", "mtty") else {
+        return;
+    };
+    let create = "class/mdev_bus/mtty/mdev_supported_types/mtty-1/create";
+    // (errno, its name, a word of the hint mdevctl adds for `create`)
+    for (errno, name, hint) in [
+        (22, "EINVAL", "refused"),
+        (17, "EEXIST", "already exists"),
+        (28, "ENOSPC", "no instances"),
+        (19, "ENODEV", "not ready"),
+    ] {
+        env.sim().fail_next(create, errno);
+        let err = env.fails(&["start", "-u", U1, "-p", "mtty", "-t", "mtty-1"]);
+        assert!(
+            err.starts_with(&format!(
+                "Error: Failed to create mdev {U1}, type mtty-1 on mtty: writing '{U1}' to "
+            )),
+            "{err}"
+        );
+        assert!(err.contains("mtty-1/create failed with "), "{err}");
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains(hint), "{name}: {err}");
+        assert!(env.active().is_empty(), "{name}: nothing was created");
+    }
+    env.ok(&["start", "-u", U1, "-p", "mtty", "-t", "mtty-1"]);
+    env.sim()
+        .fail_next(&format!("bus/mdev/devices/{U1}/remove"), 19);
+    let err = env.fails(&["stop", "-u", U1]);
+    assert!(
+        err.starts_with(&format!(
+            "Error: failed to remove device {U1}: writing '1' to "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("/remove failed with ENODEV"), "{err}");
+    env.ok(&["stop", "-u", U1]);
+    assert!(env.active().is_empty());
+}
