@@ -430,3 +430,22 @@ fn modify_reuses_a_temporary_file_left_by_a_killed_writer() {
     );
     assert!(!root.join(format!("etc/mdevctl.d/mtty/.{U1}.tmp")).exists());
 }
+
+#[test]
+fn modify_of_a_non_canonically_named_definition_leaves_one_canonical_file() {
+    let root = FakeRoot::new();
+    let upper = U1.to_uppercase();
+    root.define_raw("mtty", &upper, config_json("mtty-1", "manual", &[]));
+    mdevctl(&root, &["modify", "-u", U1, "--auto"]).assert_clean();
+    assert_eq!(
+        config(&root, "mtty", U1).unwrap(),
+        pretty("mtty-1", "auto", &[])
+    );
+    assert!(
+        !root.join(format!("etc/mdevctl.d/mtty/{upper}")).exists(),
+        "the old spelling is superseded"
+    );
+    let t = mdevctl(&root, &["list", "-d"]);
+    t.assert_clean();
+    assert_eq!(t.stdout, format!("{U1} mtty mtty-1 auto\n"));
+}

@@ -220,6 +220,9 @@ pub fn exists(host: &Host, parent: &ParentName, uuid: &Uuid) -> bool {
 }
 
 /// Writes a definition atomically under its canonical name.
+///
+/// The same UUID spelled another way in that directory (`ABCD...`, braced, simple) is the
+/// same definition, now superseded: it is removed, so the store never keeps two.
 pub fn write(
     host: &Host,
     parent: &ParentName,
@@ -232,6 +235,25 @@ pub fn write(
             path: path.clone(),
             source,
         })?;
+    let canonical = uuid.hyphenated();
+    let dir = host.config_parent_dir(parent);
+    for e in host.read_dir(&dir).unwrap_or_default() {
+        let Some(name) = e.name.to_str() else {
+            continue;
+        };
+        if e.kind == EntryKind::File
+            && name != canonical
+            && name.parse::<Uuid>().is_ok_and(|u| u == *uuid)
+        {
+            let old = dir.join(name);
+            host.remove_file(&old)
+                .map_err(|source| StoreError::Remove {
+                    path: old.clone(),
+                    source,
+                })?;
+            log::info!("Replaced {} by {}", old.display(), path.display());
+        }
+    }
     Ok(path)
 }
 
