@@ -50,15 +50,8 @@ fn main() -> ExitCode {
     match run(std::env::args_os().collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut text = format!("Error: {e}");
-            for cause in e.chain().skip(1) {
-                let c = cause.to_string();
-                if !text.ends_with(&c) {
-                    text.push_str(": ");
-                    text.push_str(&c);
-                }
-            }
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            let text = mdevkit::error::chain(e.as_ref());
+            let _ = writeln!(std::io::stderr().lock(), "Error: {text}");
             ExitCode::FAILURE
         }
     }

@@ -72,6 +72,8 @@ pub struct Callouts {
     timeout: Duration,
     /// Callout scripts in search order, listed once per process.
     scripts: RefCell<Option<Vec<PathBuf>>>,
+    /// Notifier programs in run order, listed once per process.
+    notifiers: RefCell<Option<Vec<PathBuf>>>,
     /// Versioned-script discovery results, including "none", per (parent, type).
     versioned: RefCell<HashMap<(ParentName, TypeName), Option<Chosen>>>,
     /// A legacy script that succeeded for a (parent, type) in this command, reused for
@@ -131,24 +133,28 @@ impl Callouts {
             host,
             timeout,
             scripts: RefCell::new(None),
+            notifiers: RefCell::new(None),
             versioned: RefCell::new(HashMap::new()),
             legacy: RefCell::new(HashMap::new()),
         }
     }
 
-    fn scripts(&self) -> Vec<PathBuf> {
-        let mut cached = self.scripts.borrow_mut();
-        cached
+    /// The entries of `<kind>/` in the primary, then the deprecated script directory,
+    /// listed on first use and kept in `cache`.
+    fn listed(&self, cache: &RefCell<Option<Vec<PathBuf>>>, kind: &str) -> Vec<PathBuf> {
+        cache
+            .borrow_mut()
             .get_or_insert_with(|| {
                 let roots = self.host.roots();
-                let mut v = sorted_entries(&self.host, &roots.scripts.join("callouts"));
-                v.extend(sorted_entries(
-                    &self.host,
-                    &roots.legacy_scripts.join("callouts"),
-                ));
+                let mut v = sorted_entries(&self.host, &roots.scripts.join(kind));
+                v.extend(sorted_entries(&self.host, &roots.legacy_scripts.join(kind)));
                 v
             })
             .clone()
+    }
+
+    fn scripts(&self) -> Vec<PathBuf> {
+        self.listed(&self.scripts, "callouts")
     }
 
     fn exec(&self, script: &Path, args: &[String], stdin: Stdin<'_>) -> std::io::Result<Output> {
@@ -287,14 +293,8 @@ impl Callouts {
 
     /// Runs every notifier with `-e notify`; their outcome is ignored by design.
     pub fn notify(&self, s: &Subject<'_>, action: Action, state: State) {
-        let roots = self.host.roots();
-        let mut all = sorted_entries(&self.host, &roots.scripts.join("notifiers"));
-        all.extend(sorted_entries(
-            &self.host,
-            &roots.legacy_scripts.join("notifiers"),
-        ));
         let args = protocol::argv(s, Event::Notify, action, state);
-        for n in all {
+        for n in self.listed(&self.notifiers, "notifiers") {
             if let Err(e) = self.exec(&n, &args, Stdin::Closed) {
                 log::debug!("Skipping notifier {}: {e}", n.display());
             }
