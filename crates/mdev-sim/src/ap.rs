@@ -280,7 +280,7 @@ fn id_of_write(data: &[u8]) -> Result<u32, Errno> {
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// Host-reserved APQNs give EADDRNOTAVAIL; APQNs already assigned to another mdev give
+/// Kernel-reserved APQNs give EADDRNOTAVAIL; APQNs already assigned to another mdev give
 /// EADDRINUSE (vfio_ap_mdev_verify_no_sharing).
 fn validate(bus: &ApBus, m: &Matrix, others: &[&Matrix]) -> Result<(), Errno> {
     if bus.host_owns(&m.apm, &m.aqm) {

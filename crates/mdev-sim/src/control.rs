@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::host::{ControlError, Host};
+use crate::kernel::{ControlError, Kernel};
 use crate::parse::Errno;
 
 /// What reading `mdev-sim/control` shows.
@@ -19,7 +19,7 @@ hook [ARGV...]                    run ARGV when a parent registers ({parent} is 
 ";
 
 /// Applies every non-empty line; the first failure stops and is returned.
-pub fn apply(host: &mut Host, text: &str) -> Result<(), ControlError> {
+pub fn apply(host: &mut Kernel, text: &str) -> Result<(), ControlError> {
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.first().is_none_or(|w| w.starts_with('#')) {
@@ -34,7 +34,7 @@ fn usage(text: &str) -> ControlError {
     ControlError::Usage(format!("usage: {text}"))
 }
 
-fn apply_words(host: &mut Host, words: &[&str]) -> Result<(), ControlError> {
+fn apply_words(host: &mut Kernel, words: &[&str]) -> Result<(), ControlError> {
     match words {
         ["add-parent", name] => host.add_parent(name, true),
         ["add-parent", name, "--unpublished"] => host.add_parent(name, false),

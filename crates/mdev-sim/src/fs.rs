@@ -9,16 +9,16 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
 };
 
-use crate::host::Host;
+use crate::kernel::Kernel;
 use crate::tree::{Ino, Node};
 
-pub type Shared = Arc<Mutex<Host>>;
+pub type Shared = Arc<Mutex<Kernel>>;
 
 /// Nothing is cached by the kernel: mdevs appear and vanish between two syscalls, as in sysfs.
 const TTL: Duration = Duration::ZERO;
 
 /// Locks the host; a panic elsewhere while holding the lock must not take the mount down.
-pub fn lock(shared: &Shared) -> MutexGuard<'_, Host> {
+pub fn lock(shared: &Shared) -> MutexGuard<'_, Kernel> {
     shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -48,7 +48,7 @@ impl SimFs {
         }
     }
 
-    fn attr(&self, host: &Host, ino: Ino) -> Option<FileAttr> {
+    fn attr(&self, host: &Kernel, ino: Ino) -> Option<FileAttr> {
         let entry = host.tree.get(ino)?;
         let (kind, perm, size, nlink) = match &entry.node {
             Node::Dir(_) => (FileType::Directory, 0o755, 0, 2),

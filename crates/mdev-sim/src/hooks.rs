@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 
 use crate::fs::{lock, Shared};
-use crate::host::HookRun;
+use crate::kernel::HookRun;
 
 /// Starts the hook for every parent that registered since the last call. Each runs on its own
 /// thread: the hook (typically `mdevctl start-parent-mdevs`) reads and writes the mount, which

@@ -1,11 +1,11 @@
 //! What reading and writing each kind of sysfs file does: the show/store functions of the kernel.
 
-use crate::host::Host;
+use crate::kernel::Kernel;
 use crate::parse::{kstrtoul, Errno};
 use crate::profile::WriteRule;
 use crate::tree::{Ino, Node, Role};
 
-impl Host {
+impl Kernel {
     fn role_of(&self, ino: Ino) -> Result<Role, Errno> {
         match self.tree.get(ino).map(|e| &e.node) {
             Some(Node::File { role, .. }) => Ok(role.clone()),

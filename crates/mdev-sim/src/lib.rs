@@ -10,8 +10,8 @@ mod ap;
 mod control;
 mod fs;
 mod hooks;
-mod host;
 mod io;
+mod kernel;
 mod mount;
 mod parse;
 mod plain;
@@ -19,7 +19,7 @@ mod profile;
 mod tree;
 
 pub use control::HELP as CONTROL_HELP;
-pub use host::{ControlError, HookRun};
+pub use kernel::{ControlError, HookRun};
 pub use mount::{
     fuse_available, fuse_for_test, lazy_unmount, mounted_fs, prepare_env_root, MountError,
     MountedSim, Reason, Sim, ENV_ROOT_DIRS,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fuser::{BackgroundSession, MountOption};
 
 use crate::fs::{lock, Shared, SimFs};
-use crate::host::{ControlError, HookRun, Host};
+use crate::kernel::{ControlError, HookRun, Kernel};
 use crate::parse::Errno;
 use crate::profile::Profile;
 
@@ -145,7 +145,7 @@ impl Sim {
                 path: mountpoint.to_path_buf(),
                 source,
             })?;
-        let shared: Shared = Arc::new(Mutex::new(Host::new(&profile)));
+        let shared: Shared = Arc::new(Mutex::new(Kernel::new(&profile)));
         let options = vec![
             MountOption::FSName("mdev-sim".into()),
             MountOption::Subtype("mdev-sim".into()),
@@ -302,7 +302,7 @@ impl MountedSim {
         }
     }
 
-    fn with_hooks<T>(&self, f: impl FnOnce(&mut Host) -> T) -> T {
+    fn with_hooks<T>(&self, f: impl FnOnce(&mut Kernel) -> T) -> T {
         let out = f(&mut lock(&self.shared));
         crate::hooks::run_pending(&self.shared);
         out

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::host::Host;
+use crate::kernel::Kernel;
 use crate::profile::Profile;
 use crate::tree::{Node, Role};
 
@@ -16,7 +16,7 @@ pub struct PlainError {
 /// Writes the profile's initial sysfs tree under `dir` (which may exist). Files hold what the
 /// simulator would show; write-only files are empty. The simulator's control files are left out.
 pub fn write_plain_tree(profile: &Profile, dir: &Path) -> Result<(), PlainError> {
-    let mut host = Host::new(profile);
+    let mut host = Kernel::new(profile);
     let entries: Vec<(String, Node)> = host
         .tree
         .walk()

@@ -9,24 +9,24 @@ use mdevkit::{AttrName, ParentName, TypeName, Uuid};
 
 fn uuid(s: &str) -> Result<Uuid, String> {
     s.parse::<Uuid>().map_err(|e| match e {
-        mdevkit::types::NameError::Uuid { reason, .. } => reason,
+        mdevkit::names::NameError::Uuid { reason, .. } => reason,
         other => other.to_string(),
     })
 }
 
 fn parent(s: &str) -> Result<ParentName, String> {
     s.parse()
-        .map_err(|e: mdevkit::types::NameError| e.to_string())
+        .map_err(|e: mdevkit::names::NameError| e.to_string())
 }
 
 fn mdev_type(s: &str) -> Result<TypeName, String> {
     s.parse()
-        .map_err(|e: mdevkit::types::NameError| e.to_string())
+        .map_err(|e: mdevkit::names::NameError| e.to_string())
 }
 
 fn attr_name(s: &str) -> Result<AttrName, String> {
     s.parse()
-        .map_err(|e: mdevkit::types::NameError| e.to_string())
+        .map_err(|e: mdevkit::names::NameError| e.to_string())
 }
 
 const ENV_HELP: &str = "\

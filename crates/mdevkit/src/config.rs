@@ -8,7 +8,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::types::{Attr, AttrName, NameError, StartMode, TypeName};
+use crate::names::{Attr, AttrName, NameError, StartMode, TypeName};
 
 /// What is wrong with a definition's JSON.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,8 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use crate::config::{to_json_string, AttrList, JsonStyle};
-use crate::sysfs::types::MdevType;
-use crate::types::{Attr, ParentName, StartMode, TypeName, Uuid};
+use crate::names::{Attr, ParentName, StartMode, TypeName, Uuid};
+use crate::sysfs::supported::MdevType;
 
 /// Which of the two listings a row belongs to, with its marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

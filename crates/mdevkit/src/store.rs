@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::config::{ConfigError, DeviceConfig, JsonStyle};
 use crate::host::{EntryKind, Host};
-use crate::types::{ParentName, Uuid};
+use crate::names::{ParentName, Uuid};
 
 /// A stored definition.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -76,12 +76,12 @@ pub(crate) const CASES: [Case; 4] = [
 
 /// One generated host and its size.
 #[derive(Debug)]
-pub(crate) struct Host {
+pub(crate) struct BenchHost {
     pub(crate) root: PathBuf,
     pub(crate) spec: HostSpec,
 }
 
-impl Host {
+impl BenchHost {
     pub(crate) fn count(&self, per: Per) -> usize {
         match per {
             Per::Definition => self.spec.definitions,
@@ -109,7 +109,7 @@ pub(crate) fn run(bin: &Path, root: &Path, args: &[&str]) -> Result<Output> {
 }
 
 /// Checks that a run did the work it is timed for (so a fast failure never looks fast).
-pub(crate) fn check(out: &Output, host: &Host, case: &Case, who: &str) -> Result<()> {
+pub(crate) fn check(out: &Output, host: &BenchHost, case: &Case, who: &str) -> Result<()> {
     let args = case.args.join(" ");
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -249,7 +249,7 @@ fn per_device_us(t: [f64; 3], n_small: usize, n_large: usize) -> (f64, f64) {
 /// Medians per command and host, and the per-device cost at both sizes. A large/small
 /// ratio near 1.0 means linear scaling. The ratio is also given from the fastest runs,
 /// which a busy machine disturbs less than the median.
-fn timing_table(hosts: &[Host], times: &[Vec<Vec<Duration>>]) -> String {
+fn timing_table(hosts: &[BenchHost], times: &[Vec<Vec<Duration>>]) -> String {
     let [Some(hs), Some(hl)] = [hosts.get(1), hosts.get(2)] else {
         return String::new();
     };
@@ -334,7 +334,7 @@ fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
         };
         let root = scratch.join(name);
         genhost::generate(&root, &spec)?;
-        hosts.push(Host { root, spec });
+        hosts.push(BenchHost { root, spec });
     }
     let mut r = String::new();
     let _ = writeln!(r, "machine: {}", machine_facts());
@@ -392,7 +392,7 @@ fn bench_in(opts: &BenchOpts, bin: &Path, scratch: &Path) -> Result<String> {
 /// calls make up the per-device cost; over-budget commands are added to `failures`.
 fn syscall_report(
     bin: &Path,
-    hosts: &[Host],
+    hosts: &[BenchHost],
     scratch: &Path,
     failures: &mut Vec<String>,
 ) -> Result<String> {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::bench::{check, median, ms, run, strace_available, syscalls_via, Host, Per, CASES};
+use crate::bench::{check, median, ms, run, strace_available, syscalls_via, BenchHost, Per, CASES};
 use crate::fsutil;
 
 /// How the binaries see the generated host.
@@ -117,7 +117,7 @@ shift 2
 exec "$@""#;
 
 /// The command line that execs its remaining arguments in a namespace showing `host` at `/`.
-fn namespace_launcher(host: &Host, compat: &Path) -> Vec<OsString> {
+fn namespace_launcher(host: &BenchHost, compat: &Path) -> Vec<OsString> {
     let mut argv: Vec<OsString> = ["unshare", "--mount", "--propagation", "private", "--"]
         .map(OsString::from)
         .to_vec();
@@ -131,7 +131,7 @@ fn namespace_launcher(host: &Host, compat: &Path) -> Vec<OsString> {
 /// executable's hidden `time-runs` task.
 fn time_in_namespace(
     bins: &[PathBuf],
-    host: &Host,
+    host: &BenchHost,
     compat: &Path,
     args: &[&str],
     reps: usize,
@@ -168,7 +168,7 @@ fn exit_status(code: i32) -> ExitStatus {
 fn time(
     method: Method,
     bins: &[PathBuf],
-    host: &Host,
+    host: &BenchHost,
     compat: &Path,
     args: &[&str],
     reps: usize,
@@ -187,7 +187,7 @@ fn time(
 pub(crate) fn compare(
     ours: &Path,
     up: &Path,
-    hosts: &[Host],
+    hosts: &[BenchHost],
     scratch: &Path,
     reps: usize,
 ) -> Result<String> {
@@ -250,7 +250,7 @@ pub(crate) fn compare(
 fn total_syscalls(
     method: Method,
     bin: &Path,
-    host: &Host,
+    host: &BenchHost,
     compat: &Path,
     args: &[&str],
     scratch: &Path,
@@ -269,7 +269,7 @@ fn compare_syscalls(
     method: Method,
     ours: &Path,
     up: &Path,
-    hosts: &[Host],
+    hosts: &[BenchHost],
     compat: &Path,
     scratch: &Path,
 ) -> Result<String> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::config::{attrs_from_value, ConfigError};
 use crate::host::process::{Exit, Output, Stdin};
 use crate::host::Host;
-use crate::types::{Attr, ParentName, TypeName};
+use crate::names::{Attr, ParentName, TypeName};
 pub use protocol::{Action, Event, State, Subject};
 use protocol::{CapabilitiesReply, Supports, PROVIDES};
 

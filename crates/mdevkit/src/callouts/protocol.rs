@@ -148,9 +148,9 @@ impl Supports {
 /// Identifies the device a callout is about: the `-t`, `-u` and `-p` arguments.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
-    pub uuid: &'a crate::types::Uuid,
-    pub parent: &'a crate::types::ParentName,
-    pub mdev_type: &'a crate::types::TypeName,
+    pub uuid: &'a crate::names::Uuid,
+    pub parent: &'a crate::names::ParentName,
+    pub mdev_type: &'a crate::names::TypeName,
 }
 
 /// `-t <type> -e <event> -a <action> -s <state> -u <uuid> -p <parent>`, in that order.

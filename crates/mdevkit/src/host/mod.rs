@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::types::{ParentName, TypeName, Uuid};
+use crate::names::{ParentName, TypeName, Uuid};
 
 /// Environment variable that moves every path under another root (upstream's, kept).
 pub const ENV_ROOT: &str = "MDEVCTL_ENV_ROOT";

@@ -4,9 +4,9 @@
 use super::{start::start_device, Context, OpError};
 use crate::callouts::Force;
 use crate::error::chain;
+use crate::names::{ParentName, StartMode};
 use crate::store::{self, Selection};
 use crate::sysfs;
-use crate::types::{ParentName, StartMode};
 
 /// Starts every `auto` definition of `parent` that is not already running. Failures are
 /// logged per device and never stop the others; the command itself succeeds.

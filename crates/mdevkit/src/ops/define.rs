@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use super::{compact, parse_jsonfile, read_jsonfile_bytes, subject, Context, OpError};
 use crate::callouts::{Action, Force, Subject};
 use crate::config::DeviceConfig;
+use crate::names::{ParentName, StartMode, TypeName, Uuid};
 use crate::store;
 use crate::sysfs;
-use crate::types::{ParentName, StartMode, TypeName, Uuid};
 
 /// Checked options of `define`.
 #[derive(Debug, Clone, Default)]

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use crate::callouts::{CalloutError, InvokeError};
 use crate::config::ConfigError;
 use crate::host::lock::LockError;
+use crate::names::{ParentName, TypeName, Uuid};
 use crate::store::StoreError;
-use crate::sysfs::types::TypeError;
+use crate::sysfs::supported::TypeError;
 use crate::sysfs::write::{AttrError, KernelWriteError};
 use crate::sysfs::ProbeError;
-use crate::types::{ParentName, TypeName, Uuid};
 
 /// `<parent>/<uuid>` when the parent is known, else `<uuid>`.
 fn who(uuid: &Uuid, parent: &Option<ParentName>) -> String {

@@ -2,10 +2,10 @@
 
 use super::{warn_skipped, Context, Format};
 use crate::config::DeviceConfig;
+use crate::names::{ParentName, StartMode, Uuid};
 use crate::render::{self, JsonShape, ListRow, Marker, Verbosity};
 use crate::store::{self, Selection, StoreError};
 use crate::sysfs;
-use crate::types::{ParentName, StartMode, Uuid};
 
 /// Which devices `list` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

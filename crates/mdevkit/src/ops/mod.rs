@@ -19,7 +19,7 @@ use crate::callouts::{Callouts, Subject};
 use crate::config::{DeviceConfig, JsonStyle};
 use crate::host::lock::{self, LockGuard};
 use crate::host::Host;
-use crate::types::{ParentName, Uuid};
+use crate::names::{ParentName, Uuid};
 
 /// Output format of the listing commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use super::{compact, definitions_of, read_jsonfile, subject, Context, OpError};
 use crate::callouts::{Action, Force};
 use crate::config::DeviceConfig;
+use crate::names::{Attr, ParentName, StartMode, TypeName, Uuid};
 use crate::render::attr_block;
 use crate::store;
 use crate::sysfs;
-use crate::types::{Attr, ParentName, StartMode, TypeName, Uuid};
 
 /// The one change a `modify` makes (upstream's required, single-valued option group).
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use super::{compact, definitions_of, read_jsonfile, subject, Context, OpError};
 use crate::callouts::{Action, Force};
 use crate::config::DeviceConfig;
-use crate::sysfs::types::available_instances;
+use crate::names::{ParentName, StartMode, TypeName, Uuid};
+use crate::sysfs::supported::available_instances;
 use crate::sysfs::{self, write};
-use crate::types::{ParentName, StartMode, TypeName, Uuid};
 
 /// Checked options of `start`.
 #[derive(Debug, Clone, Default)]

@@ -3,8 +3,8 @@
 use super::{compact, subject, Context, OpError};
 use crate::callouts::{Action, Force};
 use crate::config::DeviceConfig;
+use crate::names::{StartMode, Uuid};
 use crate::sysfs::{self, write};
-use crate::types::{StartMode, Uuid};
 
 /// Checked options of `stop`.
 #[derive(Debug, Clone)]

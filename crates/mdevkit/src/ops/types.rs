@@ -1,9 +1,9 @@
 //! `mdevctl types`: the supported types of each registered parent.
 
 use super::{warn_skipped, Context, Format};
+use crate::names::ParentName;
 use crate::render;
-use crate::sysfs::types::supported_types;
-use crate::types::ParentName;
+use crate::sysfs::supported::supported_types;
 
 /// Checked options of `types`.
 #[derive(Debug, Clone, Default)]

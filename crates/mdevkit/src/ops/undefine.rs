@@ -4,8 +4,8 @@
 use super::{compact, subject, Context, OpError};
 use crate::callouts::{Action, Force};
 use crate::error::chain;
+use crate::names::{ParentName, Uuid};
 use crate::store::{self, Selection};
-use crate::types::{ParentName, Uuid};
 
 /// Checked options of `undefine`.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Reading the kernel's mdev state: active devices under `/sys/bus/mdev/devices` and the
 //! parents' supported types under `/sys/class/mdev_bus`.
 
-pub mod types;
+pub mod supported;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::host::Host;
-use crate::types::{ParentName, TypeName, Uuid};
+use crate::names::{ParentName, TypeName, Uuid};
 
 /// A device the kernel has created.
 #[derive(Debug, Clone, PartialEq, Eq)]

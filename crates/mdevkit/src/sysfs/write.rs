@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::host::Host;
-use crate::types::{Attr, ParentName, TypeName, Uuid};
+use crate::names::{Attr, ParentName, TypeName, Uuid};
 
 /// A failed sysfs write, with the kernel's errno explained.
 #[derive(Debug, thiserror::Error)]

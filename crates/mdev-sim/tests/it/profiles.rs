@@ -1,9 +1,7 @@
 //! A user profile from a JSON file, mounted: generic vendor attributes and their write rules.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mdev_sim::Profile;
 
 const PROFILE: &str = r#"{

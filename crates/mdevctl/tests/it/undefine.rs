@@ -2,11 +2,8 @@
 //! definition, a failure on one parent not stopping the others (§4.4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 fn two_parents() -> FakeRoot {
     let root = FakeRoot::new();

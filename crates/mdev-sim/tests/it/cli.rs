@@ -1,9 +1,7 @@
 //! The `mdev-sim` command: profiles, plain trees, detached mounts, signals, stale mounts, ctl.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -3,9 +3,6 @@
 //! (DIVERGENCES §7, §8).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod life;
-
 use std::fs;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +10,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 /// A small deterministic-per-seed generator (xorshift), seeded from the clock and printed
 /// so a failing run can be told apart.

@@ -3,13 +3,10 @@
 //! (the test plays the kernel by pre-creating the device directory), rollback (§4.6, §4.7).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
 use std::fs;
 
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 /// Plays the kernel for `uuid`: a device directory at `sys/bus/mdev/devices/<uuid>` (without
 /// an `mdev_type` link, so the device does not count as active yet) with an empty `remove`

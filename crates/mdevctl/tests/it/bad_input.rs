@@ -3,14 +3,12 @@
 //! (DIVERGENCES §1, §2, §5; spec §3.1, §3.3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use crate::common::*;
 
 /// U1 good and U3 good on mtty; U2 on mtty holds `contents`.
 fn host_with_bad_definition(contents: &[u8]) -> FakeRoot {

@@ -3,14 +3,12 @@
 //! is still printed, exit 0, never a panic (DIVERGENCES §1, §4; spec §3.4, §3.5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::common::*;
 
 /// The one stderr line, masked, with the log prefix checked and removed.
 fn one_warning(t: &Transcript, root: &FakeRoot) -> String {

@@ -2,9 +2,7 @@
 //! description, sorting, the parent filter and parents with zero types (spec §3.5, §4.2).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn types_text_golden() {

@@ -1,9 +1,7 @@
 //! Vendor drivers through the mount: vfio-ap assignment rules, NVIDIA vgpu_params, GVT-g, vfio-ccw.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Instant;
 
 const AP: &str = "vfio_ap-passthrough";

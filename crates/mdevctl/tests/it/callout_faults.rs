@@ -3,13 +3,10 @@
 //! outcome, never a panic (exit 101), never a hang past the limit, never a lost definition.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod life;
-
 use std::time::Duration;
 
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 fn timeout(secs: &str) -> Opts<'static> {
     Opts::default().env("MDEVCTL_CALLOUT_TIMEOUT", secs)

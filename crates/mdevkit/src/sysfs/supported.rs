@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::Skipped;
 use crate::host::{EntryKind, Host};
-use crate::types::{ParentName, TypeName};
+use crate::names::{ParentName, TypeName};
 
 /// One type a parent offers, as `types` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,9 +2,7 @@
 //! every UUID spelling of `-u`, and empty selections (spec §4.1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn line(uuid: &str, rest: &str) -> String {
     format!("{uuid} {rest}\n")

@@ -3,11 +3,8 @@
 //! echo, directory order, process parentage (§6, DIVERGENCES §10).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 const PROVIDES: &str = r#"{"provides":{"version":2,"actions":["start","stop","define","undefine","modify","attributes","capabilities"],"events":["pre","post","notify","get","live"]}}"#;
 

@@ -1,9 +1,7 @@
 //! Runtime control through the mount and the API: parents coming and going, hooks, injected faults.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 #[test]

@@ -3,9 +3,7 @@
 //! fails; `list -d` and `types` run no scripts at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A legacy (unversioned) callout: declines capability probes (exit 2) and answers
 /// `get attributes` with `reply` and `status`.

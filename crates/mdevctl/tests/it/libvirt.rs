@@ -2,13 +2,10 @@
 //! JSON on /dev/stdin, and the `list --dumpjson` shape its parser accepts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
 use serde_json::Value;
 
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 /// What libvirt sends: compact, no `attrs` key when there are none.
 const NO_ATTRS: &str = r#"{"mdev_type":"mtty-1","start":"manual"}"#;

@@ -59,7 +59,7 @@ struct Device {
 
 /// The whole simulated kernel state plus the tree that shows it.
 #[derive(Debug)]
-pub struct Host {
+pub struct Kernel {
     pub tree: Tree,
     catalogue: BTreeMap<String, Arc<ParentSpec>>,
     parents: BTreeMap<String, ParentState>,
@@ -76,8 +76,8 @@ pub struct Host {
     pub(crate) last_error: String,
 }
 
-impl Host {
-    pub fn new(profile: &Profile) -> Host {
+impl Kernel {
+    pub fn new(profile: &Profile) -> Kernel {
         let mut tree = Tree::new();
         // The mdev module creates these before any parent registers.
         tree.mkdir_p("bus/mdev/devices");
@@ -97,7 +97,7 @@ impl Host {
             tree.put_file("bus/ap/apmask", 0o644, Role::ApMask { domains: false });
             tree.put_file("bus/ap/aqmask", 0o644, Role::ApMask { domains: true });
         }
-        let mut host = Host {
+        let mut host = Kernel {
             tree,
             catalogue: BTreeMap::new(),
             parents: BTreeMap::new(),

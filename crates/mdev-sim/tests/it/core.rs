@@ -1,9 +1,7 @@
 //! The mdev core's sysfs rules through the mounted file system: layout, create, remove, pools, errnos.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn basename(p: &Path) -> String {

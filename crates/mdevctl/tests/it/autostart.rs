@@ -3,13 +3,10 @@
 //! exit 0 (§2.8, §4.8, DIVERGENCES §2).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
 use std::fs;
 
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 /// Which UUIDs reached `create` (logged by a pre-start callout, since a fake `create` file
 /// only keeps the last one written).

@@ -2,11 +2,8 @@
 //! its checks, its stdout (only a generated UUID), and the config bytes it writes (§4.3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 fn is_canonical_uuid(s: &str) -> bool {
     s.len() == 36

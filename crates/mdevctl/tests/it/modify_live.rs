@@ -2,11 +2,8 @@
 //! before it, and the definition written only after it succeeded (§4.5 live, §6.7).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 const NEW: &str = r#"{"mdev_type":"mtty-1","start":"auto","attrs":[{"x":"9"}]}"#;
 

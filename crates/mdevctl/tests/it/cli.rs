@@ -3,12 +3,10 @@
 //! DIVERGENCES §1, §3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use common::*;
+use crate::common::*;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -4,13 +4,10 @@
 //! anywhere (DIVERGENCES §9).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
 use std::fs;
 
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 /// A host with a defined device.
 fn host() -> FakeRoot {

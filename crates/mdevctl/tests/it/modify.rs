@@ -3,11 +3,8 @@
 //! (§2.3, §4.5 non-live). The live variants are in `modify_live.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod life;
-
-use common::*;
-use life::*;
+use crate::common::*;
+use crate::life::*;
 
 fn with_attrs() -> FakeRoot {
     let root = FakeRoot::new();

@@ -1,0 +1,8 @@
+//! mdev-sim's integration tests, one binary: each module is one area of behaviour.
+
+mod cli;
+mod common;
+mod control;
+mod core;
+mod profiles;
+mod vendors;
