@@ -26,11 +26,10 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
     ctx.require_config_dir()?;
     let _lock = ctx.lock()?;
     let uuid = o.uuid.unwrap_or_else(Uuid::new_random);
-    let active = match &o.uuid {
-        Some(u) => sysfs::probe(&ctx.host, u)?,
-        None => None,
-    };
-    let (parent, config) = if let Some(path) = &o.jsonfile {
+    // Only a definition from options looks at sysfs: with --jsonfile the file is the whole
+    // definition, so a running device neither fills in nor adds attributes (libvirt
+    // persists a running transient device this way, spec §4.3).
+    let (parent, config, active) = if let Some(path) = &o.jsonfile {
         // Upstream's order (spec §4.3): the file must open, then a parent is required,
         // then an existing definition is refused, and only then is the content parsed.
         let bytes = read_jsonfile_bytes(&ctx.host, path)?;
@@ -41,8 +40,12 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
         if store::exists(&ctx.host, &parent, &uuid) {
             return Err(OpError::AlreadyDefined { uuid, parent });
         }
-        (parent, parse_jsonfile(path, &bytes)?)
+        (parent, parse_jsonfile(path, &bytes)?, None)
     } else {
+        let active = match &o.uuid {
+            Some(u) => sysfs::probe(&ctx.host, u)?,
+            None => None,
+        };
         if o.parent.is_none() && (active.is_none() || o.mdev_type.is_some()) {
             return Err(OpError::NoParent);
         }
@@ -64,7 +67,7 @@ pub fn define(ctx: &Context, o: &DefineOptions) -> Result<String, OpError> {
             start: o.start,
             attrs: Vec::new(),
         };
-        (parent, config)
+        (parent, config, active)
     };
     let s = subject(&uuid, &parent, &config);
     ctx.callouts
