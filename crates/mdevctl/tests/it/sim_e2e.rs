@@ -347,3 +347,21 @@ fn kernel_errors_on_create_and_remove_name_the_errno_the_file_and_the_cause() {
     env.ok(&["stop", "-u", U1]);
     assert!(env.active().is_empty());
 }
+
+#[test]
+fn a_kernel_like_tree_never_gets_a_missing_trigger_file() {
+    let Some(env) = Env::new("fstype", "mtty") else {
+        return;
+    };
+    env.ok(&["start", "-u", U1, "-p", "mtty", "-t", "mtty-1"]);
+    let host = mdevkit::Host::new(mdevkit::Roots::under(&env.root));
+    assert_eq!(host.sysfs_kind(), mdevkit::host::fstype::SysfsKind::Kernel);
+    // An existing device directory without such a file: the write must not create it.
+    let missing = env
+        .root
+        .join(format!("sys/bus/mdev/devices/{U1}/no_such_trigger"));
+    let err = host.write_trigger(&missing, b"1").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(!missing.exists());
+    env.ok(&["stop", "-u", U1]);
+}

@@ -1,6 +1,7 @@
 //! The only module that touches the operating system: every path mdevkit uses hangs off
 //! [`Roots`], and every file, directory, lock and process operation goes through here.
 
+pub mod fstype;
 pub mod lock;
 pub mod process;
 
@@ -94,11 +95,16 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct Host {
     roots: Roots,
+    /// Decided on first use (see [`fstype`]).
+    sysfs_kind: std::sync::OnceLock<fstype::SysfsKind>,
 }
 
 impl Host {
     pub fn new(roots: Roots) -> Self {
-        Host { roots }
+        Host {
+            roots,
+            sysfs_kind: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn roots(&self) -> &Roots {

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rustix::io::Errno;
+
 use crate::host::Host;
 use crate::names::{Attr, ParentName, TypeName, Uuid};
 
@@ -28,68 +30,86 @@ pub enum WriteKind {
     Attribute,
 }
 
+/// The C name of an errno, from rustix's constants (so the numbers are the target's).
+fn errno_c_name(errno: Errno) -> Option<&'static str> {
+    Some(match errno {
+        Errno::PERM => "EPERM",
+        Errno::NOENT => "ENOENT",
+        Errno::INTR => "EINTR",
+        Errno::IO => "EIO",
+        Errno::NXIO => "ENXIO",
+        Errno::AGAIN => "EAGAIN",
+        Errno::NOMEM => "ENOMEM",
+        Errno::ACCESS => "EACCES",
+        Errno::FAULT => "EFAULT",
+        Errno::BUSY => "EBUSY",
+        Errno::EXIST => "EEXIST",
+        Errno::NODEV => "ENODEV",
+        Errno::NOTDIR => "ENOTDIR",
+        Errno::ISDIR => "EISDIR",
+        Errno::INVAL => "EINVAL",
+        Errno::NOSPC => "ENOSPC",
+        Errno::ROFS => "EROFS",
+        Errno::RANGE => "ERANGE",
+        Errno::NOSYS => "ENOSYS",
+        Errno::USERS => "EUSERS",
+        Errno::OPNOTSUPP => "EOPNOTSUPP",
+        Errno::ADDRINUSE => "EADDRINUSE",
+        Errno::ADDRNOTAVAIL => "EADDRNOTAVAIL",
+        Errno::TIMEDOUT => "ETIMEDOUT",
+        _ => return None,
+    })
+}
+
 fn errno_name(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(1) => "EPERM",
-        Some(2) => "ENOENT",
-        Some(4) => "EINTR",
-        Some(5) => "EIO",
-        Some(6) => "ENXIO",
-        Some(11) => "EAGAIN",
-        Some(12) => "ENOMEM",
-        Some(13) => "EACCES",
-        Some(16) => "EBUSY",
-        Some(17) => "EEXIST",
-        Some(19) => "ENODEV",
-        Some(20) => "ENOTDIR",
-        Some(21) => "EISDIR",
-        Some(22) => "EINVAL",
-        Some(28) => "ENOSPC",
-        Some(30) => "EROFS",
-        Some(34) => "ERANGE",
-        Some(87) => "EUSERS",
-        Some(95) => "EOPNOTSUPP",
-        Some(98) => "EADDRINUSE",
-        Some(99) => "EADDRNOTAVAIL",
-        Some(n) => return format!("errno {n} ({e})"),
-        None => return e.to_string(),
+    let Some(errno) = Errno::from_io_error(e) else {
+        return e.to_string();
     };
-    format!("{name} ({})", e.kind())
+    match errno_c_name(errno) {
+        Some(name) => format!("{name} ({})", e.kind()),
+        None => format!("errno {} ({e})", errno.raw_os_error()),
+    }
 }
 
 fn hint(kind: WriteKind, e: &io::Error) -> &'static str {
-    match (kind, e.raw_os_error()) {
-        (WriteKind::Create, Some(22)) => "the driver refused the request: the type may not be creatable in the parent's current mode (vGPU drivers allow one type or one size per GPU at a time), or the vendor daemon is not ready; check dmesg",
-        (WriteKind::Create, Some(17)) => "a device with this UUID already exists",
-        (WriteKind::Create, Some(28) | Some(87)) => "no instances of this type are left on the parent",
-        (WriteKind::Create, Some(19)) => "the parent is going away or is not ready",
-        (WriteKind::Remove, Some(16)) => "the device is in use, probably by a running VM",
-        (WriteKind::Remove, Some(19) | Some(2)) => "the device is already gone",
-        (WriteKind::Attribute, Some(16)) => "the resource is in use by another mdev or is being reconfigured",
-        (WriteKind::Attribute, Some(98)) => "vfio-ap: the adapter/domain queue is already assigned to another mdev",
-        (WriteKind::Attribute, Some(99)) => "the resource is reserved for the host (vfio-ap: see /sys/bus/ap/apmask and aqmask)",
-        (WriteKind::Attribute, Some(19)) => "the value is out of range for this device",
-        (WriteKind::Attribute, Some(22)) => "the driver rejected the value; some attributes need a trailing newline or a specific format",
-        (_, Some(13) | Some(1)) => "the file is not writable; run as root",
+    let Some(errno) = Errno::from_io_error(e) else {
+        return "";
+    };
+    match (kind, errno) {
+        (WriteKind::Create, Errno::INVAL) => "the driver refused the request: the type may not be creatable in the parent's current mode (vGPU drivers allow one type or one size per GPU at a time), or the vendor daemon is not ready; check dmesg",
+        (WriteKind::Create, Errno::EXIST) => "a device with this UUID already exists",
+        (WriteKind::Create, Errno::NOSPC | Errno::USERS) => "no instances of this type are left on the parent",
+        (WriteKind::Create, Errno::NODEV | Errno::NOENT) => "the parent is going away or is not ready",
+        (WriteKind::Remove, Errno::BUSY) => "the device is in use, probably by a running VM",
+        (WriteKind::Remove, Errno::NODEV | Errno::NOENT) => "the device is already gone",
+        (WriteKind::Attribute, Errno::BUSY) => "the resource is in use by another mdev or is being reconfigured",
+        (WriteKind::Attribute, Errno::ADDRINUSE) => "vfio-ap: the adapter/domain queue is already assigned to another mdev",
+        (WriteKind::Attribute, Errno::ADDRNOTAVAIL) => "the resource is reserved for the host (vfio-ap: see /sys/bus/ap/apmask and aqmask)",
+        (WriteKind::Attribute, Errno::NODEV) => "the value is out of range for this device",
+        (WriteKind::Attribute, Errno::INVAL) => "the driver rejected the value; some attributes need a trailing newline or a specific format",
+        (_, Errno::ACCESS | Errno::PERM) => "the file is not writable; run as root",
         _ => "",
     }
 }
 
+/// How a file is written: attributes only when they exist (as upstream checks first, in
+/// every tree), trigger files as the tree's kind allows (see [`Host::write_trigger`]).
 fn write(host: &Host, kind: WriteKind, path: &Path, value: &str) -> Result<(), KernelWriteError> {
-    host.write_sysfs(path, value.as_bytes())
-        .map_err(|source| KernelWriteError {
-            path: path.to_owned(),
-            value: value.escape_debug().to_string(),
-            errno: errno_name(&source),
-            hint: hint(kind, &source),
-            io: source,
-        })
+    let result = match kind {
+        WriteKind::Create | WriteKind::Remove => host.write_trigger(path, value.as_bytes()),
+        WriteKind::Attribute => host.write_sysfs(path, value.as_bytes()),
+    };
+    result.map_err(|source| KernelWriteError {
+        path: path.to_owned(),
+        value: value.escape_debug().to_string(),
+        errno: errno_name(&source),
+        hint: hint(kind, &source),
+        io: source,
+    })
 }
 
-/// Writes the UUID to the type's `create` file, without a newline.
-///
-/// `create` is opened without `O_CREAT`, except in a plain fake tree where upstream
-/// creates it: there we keep upstream's behaviour so fixtures stay usable.
+/// Writes the UUID to the type's `create` file, without a newline. On the kernel's tree a
+/// missing `create` is an error naming the file; a plain tree gets one, as upstream does.
 pub fn create(
     host: &Host,
     parent: &ParentName,
@@ -97,23 +117,11 @@ pub fn create(
     uuid: &Uuid,
 ) -> Result<(), KernelWriteError> {
     let path = host.type_dir(parent, mdev_type).join("create");
-    if !host.exists(&path) {
-        // Only a plain fake tree lacks `create`; upstream then creates a regular file,
-        // and fixtures rely on that.
-        return host
-            .write_atomic(&path, uuid.hyphenated().as_bytes())
-            .map_err(|source| KernelWriteError {
-                path: path.clone(),
-                value: uuid.hyphenated(),
-                errno: errno_name(&source),
-                hint: hint(WriteKind::Create, &source),
-                io: source,
-            });
-    }
     write(host, WriteKind::Create, &path, &uuid.hyphenated())
 }
 
-/// Writes `1` to the device's `remove` file.
+/// Writes `1` to the device's `remove` file. On the kernel's tree a missing `remove` is an
+/// error naming the file; a plain tree gets one, as upstream does.
 pub fn remove(host: &Host, uuid: &Uuid) -> Result<(), KernelWriteError> {
     write(
         host,
@@ -165,7 +173,8 @@ impl<'h> AttrWriter<'h> {
         }
     }
 
-    /// Writes one attribute's raw value (no newline) to the device's sysfs file.
+    /// Writes one attribute's raw value (no newline) to the device's sysfs file. A missing
+    /// file is an error in every tree, as upstream checks before writing.
     pub fn write(&self, attr: &Attr) -> Result<(), AttrError> {
         let path = self.dev.join(&attr.name);
         let name = attr.name.to_string();
@@ -193,5 +202,49 @@ impl<'h> AttrWriter<'h> {
                 source: Box::new(source),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(errno: Errno) -> io::Error {
+        io::Error::from_raw_os_error(errno.raw_os_error())
+    }
+
+    #[test]
+    fn errno_names_come_with_the_error_kind() {
+        assert_eq!(errno_name(&os(Errno::BUSY)), "EBUSY (resource busy)");
+        assert_eq!(errno_name(&os(Errno::NOENT)), "ENOENT (entity not found)");
+        assert_eq!(
+            errno_name(&os(Errno::ADDRNOTAVAIL)),
+            "EADDRNOTAVAIL (address not available)"
+        );
+    }
+
+    #[test]
+    fn an_unnamed_errno_gives_its_number_and_text() {
+        let e = os(Errno::HWPOISON);
+        assert_eq!(
+            errno_name(&e),
+            format!("errno {} ({e})", Errno::HWPOISON.raw_os_error())
+        );
+    }
+
+    #[test]
+    fn an_error_without_errno_is_its_text() {
+        let e = io::Error::new(io::ErrorKind::WriteZero, "short write: 0 of 1 bytes");
+        assert_eq!(errno_name(&e), "short write: 0 of 1 bytes");
+    }
+
+    #[test]
+    fn hints_depend_on_what_was_written() {
+        assert_eq!(
+            hint(WriteKind::Remove, &os(Errno::BUSY)),
+            "the device is in use, probably by a running VM"
+        );
+        assert!(hint(WriteKind::Attribute, &os(Errno::BUSY)).contains("another mdev"));
+        assert_eq!(hint(WriteKind::Create, &os(Errno::BUSY)), "");
     }
 }
