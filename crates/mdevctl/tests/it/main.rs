@@ -19,4 +19,5 @@ mod sim_e2e;
 mod start_stop;
 mod types;
 mod undefine;
+mod upstream_transcripts;
 mod validation;
