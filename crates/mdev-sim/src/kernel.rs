@@ -1,7 +1,7 @@
 //! The simulated host: parents register and go away, mdevs are created and removed, pools count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar};
 use std::time::Duration;
 
 use crate::ap::{ApAttr, ApBus, Mask, Matrix};
@@ -72,6 +72,8 @@ pub struct Kernel {
     pub(crate) registered: Vec<String>,
     pub(crate) hook: Vec<String>,
     pub(crate) hooks_running: usize,
+    /// Notified (with the lock held) whenever a hook finishes, for [`crate::MountedSim::wait_hooks`].
+    pub(crate) hook_finished: Arc<Condvar>,
     pub(crate) hook_runs: Vec<HookRun>,
     pub(crate) last_error: String,
 }
@@ -109,6 +111,7 @@ impl Kernel {
             registered: Vec::new(),
             hook: Vec::new(),
             hooks_running: 0,
+            hook_finished: Arc::new(Condvar::new()),
             hook_runs: Vec::new(),
             last_error: String::new(),
         };
