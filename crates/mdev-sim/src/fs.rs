@@ -28,7 +28,7 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Kernel> {
 fn store(shared: &Shared, ino: Ino, data: &[u8], reply: ReplyWrite) {
     let result = lock(shared).write_file(ino, data);
     match result {
-        Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
+        Ok(taken) => reply.written(u32::try_from(taken).unwrap_or(u32::MAX)),
         Err(errno) => reply.error(errno.0),
     }
     crate::hooks::run_pending(shared);

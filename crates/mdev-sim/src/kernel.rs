@@ -68,6 +68,7 @@ pub struct Kernel {
     busy: HashSet<Uuid>,
     faults: HashMap<String, Errno>,
     slow: HashMap<String, Duration>,
+    short: HashMap<String, usize>,
     /// Parents that registered their types and whose hook has not been started yet.
     pub(crate) registered: Vec<String>,
     pub(crate) hook: Vec<String>,
@@ -108,6 +109,7 @@ impl Kernel {
             busy: HashSet::new(),
             faults: HashMap::new(),
             slow: HashMap::new(),
+            short: HashMap::new(),
             registered: Vec::new(),
             hook: Vec::new(),
             hooks_running: 0,
@@ -287,9 +289,15 @@ impl Kernel {
         }
     }
 
+    /// The next write to `path` (root-relative) takes only its first `bytes` bytes, once.
+    pub fn short_write(&mut self, path: &str, bytes: usize) {
+        self.short.insert(path.trim_matches('/').to_string(), bytes);
+    }
+
     pub fn clear_faults(&mut self) {
         self.faults.clear();
         self.slow.clear();
+        self.short.clear();
     }
 
     /// Rules name paths as users spell them (often through `bus/mdev/devices/<uuid>`), and
@@ -307,6 +315,11 @@ impl Kernel {
     pub(crate) fn take_fault(&mut self, ino: Ino) -> Option<Errno> {
         let path = self.rule_for(&self.faults, ino)?.0.clone();
         self.faults.remove(&path)
+    }
+
+    pub(crate) fn take_short_write(&mut self, ino: Ino) -> Option<usize> {
+        let path = self.rule_for(&self.short, ino)?.0.clone();
+        self.short.remove(&path)
     }
 
     pub(crate) fn write_delay(&self, ino: Ino) -> Option<Duration> {

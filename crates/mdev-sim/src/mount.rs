@@ -244,6 +244,12 @@ impl MountedSim {
         lock(&self.shared).inject_failure(path, Errno(errno));
     }
 
+    /// The next write to `path` takes only its first `bytes` bytes: the store acts on those
+    /// and write(2) returns their count, once.
+    pub fn short_write(&self, path: &str, bytes: usize) {
+        lock(&self.shared).short_write(path, bytes);
+    }
+
     /// Each write to `path` takes at least `delay`; zero clears it.
     pub fn slow_writes(&self, path: &str, delay: Duration) {
         lock(&self.shared).slow_writes(path, delay);

@@ -181,3 +181,39 @@ fn the_control_file_takes_line_commands() {
     f.write("mdev-sim/control", b"add-parent mtty").unwrap();
     assert_eq!(f.read("mdev-sim/last_error").unwrap(), "");
 }
+
+#[test]
+fn short_writes_take_part_of_the_buffer() {
+    use std::io::Write;
+    let Some(f) = mount("short", "vfio-ap") else {
+        return;
+    };
+    f.create("matrix", "vfio_ap-passthrough", U1).unwrap();
+    let attr = format!("bus/mdev/devices/{U1}/assign_adapter");
+    let matrix = format!("bus/mdev/devices/{U1}/matrix");
+    let write = |data: &[u8]| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(f.path(&attr))
+            .unwrap();
+        file.write(data).unwrap()
+    };
+    // The store acts on the first byte only: adapter 1, not 16.
+    f.sim().short_write(&attr, 1);
+    assert_eq!(write(b"16"), 1);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n");
+    // Once: the next write is whole.
+    assert_eq!(write(b"0x10"), 4);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n10.\n");
+    // By the control file; taking nothing, the store does nothing.
+    f.write("mdev-sim/control", format!("short {attr} 0").as_bytes())
+        .unwrap();
+    assert_eq!(write(b"2"), 0);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n10.\n");
+    assert_eq!(f.write("mdev-sim/control", b"short x many"), Err(EINVAL));
+    // clear-faults forgets a rule that has not been used.
+    f.sim().short_write(&attr, 1);
+    f.write("mdev-sim/control", b"clear-faults").unwrap();
+    assert_eq!(write(b"0x20"), 4);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n10.\n20.\n");
+}
