@@ -84,6 +84,7 @@ make_initramfs() {
 
     install -m 0755 "$RK_HERE/guest/init.sh" "$RK_STAGE/init"
     install -m 0755 "$RK_HERE/guest/checks.sh" "$RK_STAGE/checks.sh"
+    install -m 0644 "$RK_HERE/guest/record.sh" "$RK_STAGE/record.sh"
     case ${MDEVKIT_RK_CHECKS:-} in *"'"*) die "MDEVKIT_RK_CHECKS must not contain a single quote" ;; esac
     printf "RK_CHECKS_FILTER='%s'\n" "${MDEVKIT_RK_CHECKS:-}" >"$RK_STAGE/etc/realkernel.conf"
 

@@ -1,7 +1,7 @@
 //! The `samples` profile against the real kernel: replays the record that the real-kernel
 //! test takes of the sample drivers (tests/realkernel/recorded/samples.json) on the simulator.
 //!
-//! The record is written by `group_record` in tests/realkernel/guest/checks.sh and compared
+//! The record is written by `group_record` in tests/realkernel/guest/record.sh and compared
 //! with a fresh one on every real-kernel run, so a difference here means the simulator drifted
 //! from the kernel (or the record was renewed and the profiles were not).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
