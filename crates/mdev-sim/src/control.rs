@@ -14,7 +14,8 @@ remove-parent NAME                unregister a parent; its mdevs vanish with it
 busy UUID [on|off]                a busy mdev refuses remove with EBUSY
 fail PATH ERRNO                   the next read or write of PATH (which may not exist yet) fails with ERRNO (name or number)
 slow PATH MILLIS                  each write to PATH takes MILLIS ms (0 clears)
-clear-faults                      forget every fail/slow rule
+short PATH BYTES                  the next write to PATH takes only its first BYTES bytes (a short write)
+clear-faults                      forget every fail/slow/short rule
 hook [ARGV...]                    run ARGV when a parent registers ({parent} is replaced, else appended); no ARGV clears
 ";
 
@@ -61,6 +62,14 @@ fn apply_words(host: &mut Kernel, words: &[&str]) -> Result<(), ControlError> {
             Ok(())
         }
         ["slow", ..] => Err(usage("slow PATH MILLIS")),
+        ["short", path, bytes] => {
+            let bytes: usize = bytes
+                .parse()
+                .map_err(|_| ControlError::Usage(format!("'{bytes}' is not a number of bytes")))?;
+            host.short_write(path, bytes);
+            Ok(())
+        }
+        ["short", ..] => Err(usage("short PATH BYTES")),
         ["clear-faults"] => {
             host.clear_faults();
             Ok(())

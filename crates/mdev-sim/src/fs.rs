@@ -1,7 +1,7 @@
 //! The FUSE glue: answers the kernel's VFS requests from the host's tree, with sysfs's errnos.
 
 use std::ffi::OsStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -28,7 +28,7 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Kernel> {
 fn store(shared: &Shared, ino: Ino, data: &[u8], reply: ReplyWrite) {
     let result = lock(shared).write_file(ino, data);
     match result {
-        Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
+        Ok(taken) => reply.written(u32::try_from(taken).unwrap_or(u32::MAX)),
         Err(errno) => reply.error(errno.0),
     }
     crate::hooks::run_pending(shared);
@@ -38,13 +38,17 @@ fn store(shared: &Shared, ino: Ino, data: &[u8], reply: ReplyWrite) {
 pub struct SimFs {
     shared: Shared,
     started: SystemTime,
+    /// Never sent on: it is dropped with the file system when the session thread ends, which
+    /// disconnects the receiver that [`crate::MountedSim::unmount_watch`] hands out.
+    _alive: mpsc::Sender<()>,
 }
 
 impl SimFs {
-    pub fn new(shared: Shared) -> SimFs {
+    pub fn new(shared: Shared, alive: mpsc::Sender<()>) -> SimFs {
         SimFs {
             shared,
             started: SystemTime::now(),
+            _alive: alive,
         }
     }
 
@@ -200,6 +204,8 @@ impl Filesystem for SimFs {
                 let shared = self.shared.clone();
                 let data = data.to_vec();
                 std::thread::spawn(move || {
+                    // The one deliberate sleep: it models a device whose store function takes
+                    // this long (the `slow` control rule), not a wait for an event.
                     std::thread::sleep(delay);
                     store(&shared, ino, &data, reply);
                 });

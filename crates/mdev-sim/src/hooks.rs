@@ -29,6 +29,7 @@ pub fn run_pending(shared: &Shared) {
             let mut host = lock(&shared);
             host.hooks_running = host.hooks_running.saturating_sub(1);
             host.hook_runs.push(run);
+            host.hook_finished.notify_all();
         });
     }
 }

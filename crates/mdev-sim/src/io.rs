@@ -63,12 +63,26 @@ impl Kernel {
         Ok(text.into_bytes())
     }
 
-    /// A write, handled as the kernel's store function would handle the same bytes.
-    pub fn write_file(&mut self, ino: Ino, data: &[u8]) -> Result<(), Errno> {
+    /// A write, handled as the kernel's store function would handle the same bytes; the number
+    /// of bytes it took, which is less than offered only under a `short` rule.
+    pub fn write_file(&mut self, ino: Ino, data: &[u8]) -> Result<usize, Errno> {
         let role = self.role_of(ino)?;
         if let Some(errno) = self.take_fault(ino) {
             return Err(errno);
         }
+        // A store function that consumes only part of the buffer: it acts on those bytes, and
+        // write(2) returns their count. Taking none, it has acted on nothing.
+        let taken = self
+            .take_short_write(ino)
+            .map_or(data.len(), |limit| limit.min(data.len()));
+        let data = data.get(..taken).unwrap_or(data);
+        if taken == 0 {
+            return Ok(0);
+        }
+        self.store(role, data).map(|()| taken)
+    }
+
+    fn store(&mut self, role: Role, data: &[u8]) -> Result<(), Errno> {
         match role {
             Role::Create { parent, ty } => self.create(&parent, &ty, data).map(|_| ()),
             Role::Remove(uuid) => self.remove_write(&uuid, data),

@@ -1,7 +1,7 @@
 //! The simulated host: parents register and go away, mdevs are created and removed, pools count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar};
 use std::time::Duration;
 
 use crate::ap::{ApAttr, ApBus, Mask, Matrix};
@@ -68,10 +68,13 @@ pub struct Kernel {
     busy: HashSet<Uuid>,
     faults: HashMap<String, Errno>,
     slow: HashMap<String, Duration>,
+    short: HashMap<String, usize>,
     /// Parents that registered their types and whose hook has not been started yet.
     pub(crate) registered: Vec<String>,
     pub(crate) hook: Vec<String>,
     pub(crate) hooks_running: usize,
+    /// Notified (with the lock held) whenever a hook finishes, for [`crate::MountedSim::wait_hooks`].
+    pub(crate) hook_finished: Arc<Condvar>,
     pub(crate) hook_runs: Vec<HookRun>,
     pub(crate) last_error: String,
 }
@@ -106,9 +109,11 @@ impl Kernel {
             busy: HashSet::new(),
             faults: HashMap::new(),
             slow: HashMap::new(),
+            short: HashMap::new(),
             registered: Vec::new(),
             hook: Vec::new(),
             hooks_running: 0,
+            hook_finished: Arc::new(Condvar::new()),
             hook_runs: Vec::new(),
             last_error: String::new(),
         };
@@ -284,9 +289,15 @@ impl Kernel {
         }
     }
 
+    /// The next write to `path` (root-relative) takes only its first `bytes` bytes, once.
+    pub fn short_write(&mut self, path: &str, bytes: usize) {
+        self.short.insert(path.trim_matches('/').to_string(), bytes);
+    }
+
     pub fn clear_faults(&mut self) {
         self.faults.clear();
         self.slow.clear();
+        self.short.clear();
     }
 
     /// Rules name paths as users spell them (often through `bus/mdev/devices/<uuid>`), and
@@ -304,6 +315,11 @@ impl Kernel {
     pub(crate) fn take_fault(&mut self, ino: Ino) -> Option<Errno> {
         let path = self.rule_for(&self.faults, ino)?.0.clone();
         self.faults.remove(&path)
+    }
+
+    pub(crate) fn take_short_write(&mut self, ino: Ino) -> Option<usize> {
+        let path = self.rule_for(&self.short, ino)?.0.clone();
+        self.short.remove(&path)
     }
 
     pub(crate) fn write_delay(&self, ino: Ino) -> Option<Duration> {

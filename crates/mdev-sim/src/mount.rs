@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fuser::{BackgroundSession, MountOption};
@@ -110,7 +110,7 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 pub enum MountError {
     #[error("FUSE is not available: {0}")]
     FuseUnavailable(Reason),
-    #[error("mount point {path} is not usable: {source}")]
+    #[error("mount point {path} is not usable")]
     Mountpoint {
         path: PathBuf,
         source: std::io::Error,
@@ -119,7 +119,7 @@ pub enum MountError {
     Busy { path: PathBuf },
     #[error("cannot clear the stale mount at {path}: {reason}")]
     Stale { path: PathBuf, reason: String },
-    #[error("cannot mount FUSE at {path}: {source}")]
+    #[error("cannot mount FUSE at {path}")]
     Mount {
         path: PathBuf,
         source: std::io::Error,
@@ -146,6 +146,9 @@ impl Sim {
                 source,
             })?;
         let shared: Shared = Arc::new(Mutex::new(Kernel::new(&profile)));
+        // Only the file system inside the session holds the sender (a failed first attempt
+        // drops its own copy), so the receiver disconnects exactly when the session ends.
+        let (alive, unmounted) = mpsc::channel();
         let options = vec![
             MountOption::FSName("mdev-sim".into()),
             MountOption::Subtype("mdev-sim".into()),
@@ -158,20 +161,26 @@ impl Sim {
         let mut watched = options.clone();
         watched.push(MountOption::AutoUnmount);
         let watched = find_in_path("fusermount3").and_then(|_| {
-            fuser::spawn_mount2(SimFs::new(shared.clone()), &mountpoint, &watched).ok()
+            fuser::spawn_mount2(
+                SimFs::new(shared.clone(), alive.clone()),
+                &mountpoint,
+                &watched,
+            )
+            .ok()
         });
         let session = match watched {
             Some(session) => session,
             // Without the watchdog: no fusermount3, or it refused (auto_unmount implies
             // allow_other, which non-root users only get with user_allow_other in fuse.conf).
-            None => fuser::spawn_mount2(SimFs::new(shared.clone()), &mountpoint, &options)
+            None => fuser::spawn_mount2(SimFs::new(shared.clone(), alive), &mountpoint, &options)
                 .map_err(|source| MountError::Mount {
-                    path: mountpoint.clone(),
-                    source,
-                })?,
+                path: mountpoint.clone(),
+                source,
+            })?,
         };
         Ok(MountedSim {
             session: Some(session),
+            unmounted: Mutex::new(Some(unmounted)),
             shared,
             mountpoint,
             profile: profile.name,
@@ -183,6 +192,7 @@ impl Sim {
 #[derive(Debug)]
 pub struct MountedSim {
     session: Option<BackgroundSession>,
+    unmounted: Mutex<Option<mpsc::Receiver<()>>>,
     shared: Shared,
     mountpoint: PathBuf,
     profile: String,
@@ -234,6 +244,12 @@ impl MountedSim {
         lock(&self.shared).inject_failure(path, Errno(errno));
     }
 
+    /// The next write to `path` takes only its first `bytes` bytes: the store acts on those
+    /// and write(2) returns their count, once.
+    pub fn short_write(&self, path: &str, bytes: usize) {
+        lock(&self.shared).short_write(path, bytes);
+    }
+
     /// Each write to `path` takes at least `delay`; zero clears it.
     pub fn slow_writes(&self, path: &str, delay: Duration) {
         lock(&self.shared).slow_writes(path, delay);
@@ -247,16 +263,19 @@ impl MountedSim {
 
     /// Waits until no hook is running (at most `timeout`) and returns every finished run.
     pub fn wait_hooks(&self, timeout: Duration) -> Vec<HookRun> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let host = lock(&self.shared);
-                if host.hooks_running == 0 || Instant::now() >= deadline {
-                    return host.hook_runs.clone();
-                }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut host = lock(&self.shared);
+        while host.hooks_running > 0 {
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let finished = host.hook_finished.clone();
+            host = finished
+                .wait_timeout(host, left)
+                .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
         }
+        host.hook_runs.clone()
     }
 
     /// UUIDs of the mdevs that exist now.
@@ -282,6 +301,16 @@ impl MountedSim {
         self.session
             .as_ref()
             .is_some_and(|s| !s.guard.is_finished())
+    }
+
+    /// A receiver that disconnects when the FUSE session ends, whoever unmounted it (this
+    /// handle, `mdev-sim umount`, `fusermount3 -u`): its `recv()` then returns `Err`. Nothing is
+    /// ever sent on it. Handed out once; `None` afterwards.
+    pub fn unmount_watch(&self) -> Option<mpsc::Receiver<()>> {
+        self.unmounted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// Unmounts now (also done on drop).

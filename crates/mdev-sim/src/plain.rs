@@ -7,7 +7,7 @@ use crate::profile::Profile;
 use crate::tree::{Node, Role};
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot write {path}")]
 pub struct PlainError {
     pub path: PathBuf,
     pub source: std::io::Error,

@@ -24,12 +24,12 @@ const BUILTINS: &[(&str, &str)] = &[
 pub enum ProfileError {
     #[error("unknown built-in profile '{0}' (see `mdev-sim profiles`)")]
     UnknownBuiltin(String),
-    #[error("cannot read profile {path}: {source}")]
+    #[error("cannot read profile {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("profile {origin} is not valid JSON for mdev-sim: {source}")]
+    #[error("profile {origin} is not valid JSON for mdev-sim")]
     Json {
         origin: String,
         source: serde_json::Error,

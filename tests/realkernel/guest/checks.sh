@@ -674,6 +674,12 @@ group_final() {
     expect_output "'mdevctl types' at the end matches sysfs" "$EXP"
 }
 
+# ---------------------------------------------------------------- kernel record
+
+# group_record (the sample drivers' sysfs, for the host to compare with the committed record)
+# shellcheck source-path=SCRIPTDIR source=record.sh
+. /record.sh
+
 # ---------------------------------------------------------------- main
 
 run_group() {
@@ -687,7 +693,7 @@ run_group() {
     reset_state
 }
 
-for g in environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart final; do
+for g in record environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart final; do
     run_group "$g"
 done
 

@@ -84,6 +84,7 @@ make_initramfs() {
 
     install -m 0755 "$RK_HERE/guest/init.sh" "$RK_STAGE/init"
     install -m 0755 "$RK_HERE/guest/checks.sh" "$RK_STAGE/checks.sh"
+    install -m 0644 "$RK_HERE/guest/record.sh" "$RK_STAGE/record.sh"
     case ${MDEVKIT_RK_CHECKS:-} in *"'"*) die "MDEVKIT_RK_CHECKS must not contain a single quote" ;; esac
     printf "RK_CHECKS_FILTER='%s'\n" "${MDEVKIT_RK_CHECKS:-}" >"$RK_STAGE/etc/realkernel.conf"
 
@@ -145,4 +146,34 @@ evaluate_console() {
         RK_STEP_LOG=""   # the whole console was streamed above; no tail needed
         die "$failed guest check(s) failed (checks exit status $code)"
     fi
+}
+
+# Step: the sample drivers' sysfs as the guest recorded it (group `record`) against the
+# committed record, which mdev-sim's `samples` profile is tested against
+# (crates/mdev-sim/tests/it/kernel_record.rs). MDEVKIT_BLESS=1 writes the fresh record
+# into the repository instead.
+compare_record() {
+    local c=$RK_CONSOLE fresh=$RK_RUN_DIR/samples.json committed=$RK_HERE/recorded/samples.json
+    RK_STEP_LOG=$c
+    if ! grep -q '^=== realkernel-guest: record begin ===$' "$c"; then
+        say "    no record taken (group 'record' skipped by MDEVKIT_RK_CHECKS), nothing to compare"
+        return 0
+    fi
+    grep -q '^=== realkernel-guest: record end ===$' "$c" \
+        || die "the guest's record was cut short (no end marker)"
+    sed -n '/^=== realkernel-guest: record begin ===$/,/^=== realkernel-guest: record end ===$/p' "$c" \
+        | sed -n 's/^record| //p' >"$fresh"
+    if [ "${MDEVKIT_BLESS:-0}" = 1 ]; then
+        mkdir -p "$(dirname "$committed")"
+        cp "$fresh" "$committed"
+        say "    MDEVKIT_BLESS=1: wrote the fresh record to $committed"
+        return 0
+    fi
+    [ -f "$committed" ] || die "no committed record $committed; run with MDEVKIT_BLESS=1 to create it"
+    if ! cmp -s "$committed" "$fresh"; then
+        { diff -u "$committed" "$fresh" || true; } | sed 's/^/    | /'
+        RK_STEP_LOG=""
+        die "kernel $RK_KVER's sample drivers differ from $committed (diff above). If the kernel is right, run with MDEVKIT_BLESS=1 to take the fresh record, commit it, and make mdev-sim's samples/mtty/mdpy/mbochs profiles match it (cargo test -p mdev-sim --test it kernel_record)"
+    fi
+    say "    the guest's record matches $committed"
 }

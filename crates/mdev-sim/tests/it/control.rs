@@ -58,7 +58,7 @@ fn the_hook_runs_when_a_parent_registers() {
     ]);
     f.sim().remove_parent("mtty").unwrap();
     f.sim().add_parent("mtty").unwrap();
-    let runs = f.sim().wait_hooks(Duration::from_secs(10));
+    let runs = f.sim().wait_hooks(HANG_GUARD);
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].parent, "mtty");
     assert_eq!(runs[0].status, Some(0), "{runs:?}");
@@ -67,9 +67,9 @@ fn the_hook_runs_when_a_parent_registers() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "registered mtty\n");
     // Unpublished parents announce themselves only when their types appear.
     f.sim().add_parent_unpublished("0000:84:00.0").unwrap();
-    assert_eq!(f.sim().wait_hooks(Duration::from_secs(5)).len(), 1);
+    assert_eq!(f.sim().wait_hooks(HANG_GUARD).len(), 1);
     f.sim().publish_types("0000:84:00.0").unwrap();
-    let runs = f.sim().wait_hooks(Duration::from_secs(10));
+    let runs = f.sim().wait_hooks(HANG_GUARD);
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[1].parent, "0000:84:00.0");
     assert!(f
@@ -100,33 +100,45 @@ fn injected_failures_hit_once() {
     assert!(f.read(&real).is_ok());
 }
 
+/// Generous: long enough that a loaded machine cannot make a check that depends on it flaky.
+const SLOW: Duration = Duration::from_secs(5);
+
+/// Only catches a hang: every wait below normally ends at once.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
 #[test]
 fn slow_writes_take_their_time() {
     let Some(f) = mount("slow", "mtty") else {
         return;
     };
     let create = "class/mdev_bus/mtty/mdev_supported_types/mtty-1/create";
-    f.sim().control(&format!("slow {create} 300")).unwrap();
+    f.sim()
+        .control(&format!("slow {create} {}", SLOW.as_millis()))
+        .unwrap();
     let start = Instant::now();
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| f.create("mtty", "mtty-1", U1));
-        // Meanwhile the rest of the file system answers at once.
-        std::thread::sleep(Duration::from_millis(50));
-        let t = Instant::now();
+        // Meanwhile the rest of the file system answers: this read comes back while the
+        // slow write is still pending, and does not see its device yet.
         assert_eq!(f.avail("mtty", "mtty-2"), 12);
         assert!(
-            t.elapsed() < Duration::from_millis(200),
-            "{:?}",
-            t.elapsed()
+            !slow.is_finished(),
+            "the read was not answered before the slow write ended"
         );
         slow.join().unwrap().unwrap();
     });
-    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert!(start.elapsed() >= SLOW);
     assert_eq!(f.avail("mtty", "mtty-2"), 11);
+    // 0 clears the rule: a write after that is not held for the hour this rule would take.
+    f.sim().control(&format!("slow {create} 3600000")).unwrap();
     f.sim().control(&format!("slow {create} 0")).unwrap();
-    let start = Instant::now();
-    f.create("mtty", "mtty-1", U2).unwrap();
-    assert!(start.elapsed() < Duration::from_millis(300));
+    // On a thread of its own, so that a hang fails the test instead of holding it.
+    let path = f.path(create);
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(std::fs::write(path, U2).map_err(|e| e.raw_os_error()));
+    });
+    assert_eq!(result.recv_timeout(HANG_GUARD), Ok(Ok(())));
 }
 
 #[test]
@@ -168,4 +180,40 @@ fn the_control_file_takes_line_commands() {
     assert_eq!(f.write("mdev-sim/control", b"launch-rockets"), Err(EINVAL));
     f.write("mdev-sim/control", b"add-parent mtty").unwrap();
     assert_eq!(f.read("mdev-sim/last_error").unwrap(), "");
+}
+
+#[test]
+fn short_writes_take_part_of_the_buffer() {
+    use std::io::Write;
+    let Some(f) = mount("short", "vfio-ap") else {
+        return;
+    };
+    f.create("matrix", "vfio_ap-passthrough", U1).unwrap();
+    let attr = format!("bus/mdev/devices/{U1}/assign_adapter");
+    let matrix = format!("bus/mdev/devices/{U1}/matrix");
+    let write = |data: &[u8]| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(f.path(&attr))
+            .unwrap();
+        file.write(data).unwrap()
+    };
+    // The store acts on the first byte only: adapter 1, not 16.
+    f.sim().short_write(&attr, 1);
+    assert_eq!(write(b"16"), 1);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n");
+    // Once: the next write is whole.
+    assert_eq!(write(b"0x10"), 4);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n10.\n");
+    // By the control file; taking nothing, the store does nothing.
+    f.write("mdev-sim/control", format!("short {attr} 0").as_bytes())
+        .unwrap();
+    assert_eq!(write(b"2"), 0);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n10.\n");
+    assert_eq!(f.write("mdev-sim/control", b"short x many"), Err(EINVAL));
+    // clear-faults forgets a rule that has not been used.
+    f.sim().short_write(&attr, 1);
+    f.write("mdev-sim/control", b"clear-faults").unwrap();
+    assert_eq!(write(b"0x20"), 4);
+    assert_eq!(f.read(&matrix).unwrap(), "01.\n10.\n20.\n");
 }

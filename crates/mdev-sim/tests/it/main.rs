@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod control;
 mod core;
+mod kernel_record;
 mod profiles;
 mod vendors;

@@ -16,6 +16,7 @@ mod list_callouts;
 mod modify;
 mod modify_live;
 mod sim_e2e;
+mod sim_short_write;
 mod start_stop;
 mod types;
 mod undefine;

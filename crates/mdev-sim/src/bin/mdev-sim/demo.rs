@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use anyhow::{anyhow, bail, Context};
 use mdev_sim::{fuse_available, MountedSim, Profile, Sim};
 
 const MTTY_DEV: &str = "6f7d8c52-6a55-4e0b-9d4a-1b2c3d4e5f60";
@@ -26,24 +27,24 @@ struct Session {
     unexpected: Vec<String>,
 }
 
-pub fn run(mdevctl: Option<PathBuf>) -> Result<(), String> {
+pub fn run(mdevctl: Option<PathBuf>) -> anyhow::Result<()> {
     let mdevctl = match mdevctl {
         Some(path) => path,
         None => std::env::current_exe()
-            .map_err(|e| format!("cannot find myself: {e}"))?
+            .context("cannot find my own executable")?
             .with_file_name("mdevctl"),
     };
     if !mdevctl.is_file() {
-        return Err(format!(
+        bail!(
             "no mdevctl binary at {} (build it with `cargo build -p mdevctl`, or pass --mdevctl PATH)",
             mdevctl.display()
-        ));
+        );
     }
-    fuse_available().map_err(|reason| format!("FUSE is not available here: {reason}"))?;
+    fuse_available().map_err(|reason| anyhow!("FUSE is not available here: {reason}"))?;
     let root = std::env::temp_dir().join(format!("mdev-sim-demo-{}", std::process::id()));
-    mdev_sim::prepare_env_root(&root).map_err(|e| e.to_string())?;
-    let profile = Profile::builtin("demo").map_err(|e| e.to_string())?;
-    let sim = Sim::mount(&root.join("sys"), profile).map_err(|e| e.to_string())?;
+    mdev_sim::prepare_env_root(&root)?;
+    let profile = Profile::builtin("demo")?;
+    let sim = Sim::mount(&root.join("sys"), profile)?;
     // The udev rule's job: when a parent registers, start its auto devices.
     sim.set_hook(&[
         "env".to_string(),
@@ -71,11 +72,11 @@ pub fn run(mdevctl: Option<PathBuf>) -> Result<(), String> {
         println!("\n# demo finished: every step behaved as expected");
         Ok(())
     } else {
-        Err(format!(
+        bail!(
             "{} step(s) did not behave as expected:\n  {}",
             s.unexpected.len(),
             s.unexpected.join("\n  ")
-        ))
+        )
     }
 }
 

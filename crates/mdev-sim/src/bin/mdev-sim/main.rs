@@ -2,11 +2,13 @@
 
 mod demo;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
+use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use mdev_sim::{fuse_available, Profile, Sim};
 
@@ -31,6 +33,9 @@ enum Cmd {
         /// Return once mounted, leaving the simulator running in the background.
         #[arg(long)]
         detach: bool,
+        /// Print a line on stdout once mounted (how `--detach` learns that its child is ready).
+        #[arg(long, hide = true)]
+        ready_line: bool,
         mountpoint: PathBuf,
     },
     /// Send a control command to a mounted simulator (e.g. `remove-parent mtty`).
@@ -58,31 +63,42 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the error and its causes on one line, `top: cause: cause`.
+            let _ = writeln!(std::io::stderr(), "mdev-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Cmd::Mount {
             profile,
             detach,
+            ready_line,
             mountpoint,
         } => {
             if detach {
                 detach_mount(&profile, &mountpoint)
             } else {
-                mount_foreground(&profile, &mountpoint)
+                mount_foreground(&profile, &mountpoint, ready_line)
             }
         }
         Cmd::Ctl {
             mountpoint,
             command,
         } => ctl(&mountpoint, &command.join(" ")),
-        Cmd::Umount { mountpoint } => {
-            mdev_sim::lazy_unmount(&mountpoint).map_err(|e| format!("cannot unmount: {e}"))
-        }
-        Cmd::Plain { profile, dir } => load(&profile).and_then(|p| {
-            mdev_sim::write_plain_tree(&p, &dir).map_err(|e| e.to_string())?;
+        Cmd::Umount { mountpoint } => mdev_sim::lazy_unmount(&mountpoint)
+            .map_err(|e| anyhow!("cannot unmount {}: {e}", mountpoint.display())),
+        Cmd::Plain { profile, dir } => {
+            let p = load(&profile)?;
+            mdev_sim::write_plain_tree(&p, &dir)?;
             println!("wrote the '{}' tree to {}", p.name, dir.display());
             Ok(())
-        }),
+        }
         Cmd::Profiles => {
             for (name, description) in Profile::builtin_names() {
                 println!("{name:<10} {description}");
@@ -90,32 +106,41 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Demo { mdevctl } => demo::run(mdevctl),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("mdev-sim: {message}");
-            ExitCode::FAILURE
-        }
     }
 }
 
-fn load(profile: &str) -> Result<Profile, String> {
-    Profile::by_name_or_path(profile).map_err(|e| e.to_string())
+fn load(profile: &str) -> anyhow::Result<Profile> {
+    Ok(Profile::by_name_or_path(profile)?)
 }
 
-fn mount_foreground(profile: &str, mountpoint: &Path) -> Result<(), String> {
+fn require_fuse() -> anyhow::Result<()> {
+    fuse_available().map_err(|reason| anyhow!("FUSE is not available here: {reason}"))
+}
+
+/// What ends a foreground simulator.
+#[derive(Debug)]
+enum Stop {
+    Signal(i32),
+    Unmounted,
+}
+
+/// The line a simulator started by `mount --detach` prints on stdout once it is mounted.
+const READY: &str = "ready";
+
+/// How long `mount --detach` waits for the child's ready line: a guard against a hang, not an
+/// expectation (mounting takes milliseconds).
+const DETACH_HANG_GUARD: Duration = Duration::from_secs(60);
+
+fn mount_foreground(profile: &str, mountpoint: &Path, ready_line: bool) -> anyhow::Result<()> {
     let profile = load(profile)?;
-    if let Err(reason) = fuse_available() {
-        return Err(format!("FUSE is not available here: {reason}"));
-    }
-    let signals = signal_hook::iterator::Signals::new([
+    require_fuse()?;
+    let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
-    ]);
-    let mut signals = signals.map_err(|e| format!("cannot handle signals: {e}"))?;
-    let sim = Sim::mount(mountpoint, profile).map_err(|e| e.to_string())?;
+    ])
+    .context("cannot handle signals")?;
+    let sim = Sim::mount(mountpoint, profile)?;
     // Messages go out with write errors ignored: a detached simulator's stderr is a pipe that
     // closes when `mount --detach` returns, and eprintln! would panic on it.
     let say = |text: String| {
@@ -127,53 +152,66 @@ fn mount_foreground(profile: &str, mountpoint: &Path) -> Result<(), String> {
         sim.mountpoint().display(),
         std::process::id()
     ));
-    loop {
-        if let Some(sig) = signals.pending().next() {
-            say(format!("signal {sig}, unmounting"));
-            break;
+    if ready_line {
+        // The mount is in place once Sim::mount returns; the parent waits for this line.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{READY}").and_then(|()| out.flush());
+    }
+    // Both causes of the end arrive on one channel; whichever comes first wins.
+    let (stop, stopped) = mpsc::channel();
+    let on_signal = stop.clone();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = on_signal.send(Stop::Signal(sig));
         }
-        if !sim.is_serving() {
-            say("the mount went away, exiting".into());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    });
+    if let Some(watch) = sim.unmount_watch() {
+        std::thread::spawn(move || {
+            // Returns (with an error) when the session ends.
+            let _ = watch.recv();
+            let _ = stop.send(Stop::Unmounted);
+        });
+    }
+    match stopped.recv() {
+        Ok(Stop::Signal(sig)) => say(format!("signal {sig}, unmounting")),
+        Ok(Stop::Unmounted) => say("the mount went away, exiting".into()),
+        Err(_) => say("no signal or unmount can arrive any more, unmounting".into()),
     }
     sim.unmount();
     Ok(())
 }
 
 /// Starts a foreground simulator as a child in its own process group (so a terminal's Ctrl-C
-/// does not reach it) and returns once its control file is there.
-fn detach_mount(profile: &str, mountpoint: &Path) -> Result<(), String> {
+/// does not reach it) and returns once the child says on its stdout that it is mounted.
+fn detach_mount(profile: &str, mountpoint: &Path) -> anyhow::Result<()> {
     load(profile)?;
-    if let Err(reason) = fuse_available() {
-        return Err(format!("FUSE is not available here: {reason}"));
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    require_fuse()?;
+    let exe = std::env::current_exe().context("cannot find my own executable")?;
     let mut child = {
         use std::os::unix::process::CommandExt;
         Command::new(exe)
-            .args(["mount", "--profile", profile])
+            .args(["mount", "--ready-line", "--profile", profile])
             .arg(mountpoint)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start the simulator: {e}"))?
+            .context("cannot start the simulator")?
     };
-    let control = mountpoint.join("mdev-sim/control");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            return Err(format!("the simulator exited ({status}): {}", err.trim()));
-        }
-        if control.exists() {
+    let stdout = child
+        .stdout
+        .take()
+        .context("the simulator's stdout is not a pipe")?;
+    // The blocking read goes to a thread so that the wait can have a hang guard.
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let _ = line_tx.send(read.map(|_| line));
+    });
+    match line_rx.recv_timeout(DETACH_HANG_GUARD) {
+        Ok(Ok(line)) if line.trim_end() == READY => {
             println!(
                 "mdev-sim: mounted at {} (pid {}); stop it with `kill {}` or `mdev-sim umount {}`",
                 mountpoint.display(),
@@ -181,29 +219,42 @@ fn detach_mount(profile: &str, mountpoint: &Path) -> Result<(), String> {
                 child.id(),
                 mountpoint.display()
             );
-            return Ok(());
+            Ok(())
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // End of file (or a read error): the child stopped before it mounted.
+        Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let status = child.wait().context("cannot wait for the simulator")?;
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            bail!("the simulator exited ({status}): {}", err.trim())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the simulator (pid {}) did not mount {} within {} s, and was stopped",
+                child.id(),
+                mountpoint.display(),
+                DETACH_HANG_GUARD.as_secs()
+            )
+        }
     }
-    Err(format!(
-        "the simulator (pid {}) did not mount {} within 20 s",
-        child.id(),
-        mountpoint.display()
-    ))
 }
 
-fn ctl(mountpoint: &Path, command: &str) -> Result<(), String> {
+fn ctl(mountpoint: &Path, command: &str) -> anyhow::Result<()> {
     let control = mountpoint.join("mdev-sim/control");
     match std::fs::write(&control, command) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             let why =
                 std::fs::read_to_string(mountpoint.join("mdev-sim/last_error")).unwrap_or_default();
-            Err(format!("'{command}' refused: {}", why.trim()))
+            bail!("'{command}' refused: {}", why.trim())
         }
-        Err(e) => Err(format!(
-            "cannot write {} (is a simulator mounted there?): {e}",
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot write {} (is a simulator mounted there?)",
             control.display()
-        )),
+        ))),
     }
 }
