@@ -3,6 +3,7 @@
 
 pub mod lock;
 pub mod process;
+mod signal;
 
 use std::ffi::OsString;
 use std::fs;
