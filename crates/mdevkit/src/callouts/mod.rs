@@ -20,8 +20,9 @@ use crate::names::{Attr, ParentName, TypeName};
 pub use protocol::{Action, Event, State, Subject};
 use protocol::{CapabilitiesReply, Supports, PROVIDES};
 
-/// Default limit on one script's run time.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit on one script's run time: s390-tools' `ap-check` alone may wait up to
+/// 99 s for its own configuration lock.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why a callout step failed.
 #[derive(Debug, thiserror::Error)]
