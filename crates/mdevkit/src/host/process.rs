@@ -148,7 +148,8 @@ fn spawn(program: &Path, args: &[&str]) -> io::Result<(Child, Pid, Arc<OwnedFd>)
         .ok()
         .and_then(Pid::from_raw)
         .ok_or_else(|| io::Error::other("child process id out of range"));
-    let pidfd = pid.and_then(|pid| Ok((pid, rustix::process::pidfd_open(pid, PidfdFlags::empty())?)));
+    let pidfd =
+        pid.and_then(|pid| Ok((pid, rustix::process::pidfd_open(pid, PidfdFlags::empty())?)));
     match pidfd {
         Ok((pid, fd)) => Ok((child, pid, Arc::new(fd))),
         Err(e) => {
@@ -243,7 +244,10 @@ pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> 
         }
         let ready: Vec<bool> = slots
             .iter()
-            .map(|s| s.and_then(|i| fds.get(i)).is_some_and(|f| !f.revents().is_empty()))
+            .map(|s| {
+                s.and_then(|i| fds.get(i))
+                    .is_some_and(|f| !f.revents().is_empty())
+            })
             .collect();
         drop(fds);
         let is_ready = |slot: usize| ready.get(slot).copied().unwrap_or(false);
@@ -359,7 +363,11 @@ mod tests {
         let (out, took) = sh("sleep 100 & echo $$", Stdin::Closed, Duration::MAX);
         assert_eq!(out.exit, Exit::Code(0));
         assert!(took < HANG, "{took:?}");
-        let group: i32 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+        let group: i32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let group = Pid::from_raw(group).unwrap();
         // The grandchild is still there (a normal exit leaves it alone); clean up.
         assert!(rustix::process::test_kill_process_group(group).is_ok());

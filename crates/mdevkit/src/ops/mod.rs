@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(s.lock_timeout, Duration::from_secs(7));
         // Large but representable: accepted (the runner treats it as "no deadline").
         let s = with(CALLOUT_TIMEOUT_VAR, "1e18").unwrap();
-        assert_eq!(s.callout_timeout, Duration::from_secs(1_000_000_000_000_000_000));
+        assert_eq!(
+            s.callout_timeout,
+            Duration::from_secs(1_000_000_000_000_000_000)
+        );
     }
 
     #[test]
@@ -266,9 +269,14 @@ mod tests {
     #[test]
     fn negative_nan_infinite_and_words_are_not_seconds() {
         for var in [CALLOUT_TIMEOUT_VAR, LOCK_TIMEOUT_VAR] {
-            for value in ["-1", "-0.5", "NaN", "nan", "inf", "-inf", "infinity", "soon", ""] {
+            for value in [
+                "-1", "-0.5", "NaN", "nan", "inf", "-inf", "infinity", "soon", "",
+            ] {
                 let e = with(var, value).unwrap_err();
-                assert!(matches!(e, SettingsError::NotSeconds { .. }), "{value}: {e}");
+                assert!(
+                    matches!(e, SettingsError::NotSeconds { .. }),
+                    "{value}: {e}"
+                );
                 assert_eq!(
                     e.to_string(),
                     format!("{var}='{value}' is not a number of seconds (a decimal, 0 or more)")
@@ -284,7 +292,16 @@ mod tests {
             (k == LOCK_TIMEOUT_VAR).then(|| OsString::from_vec(vec![b'1', 0xff]))
         })
         .unwrap_err();
-        assert!(matches!(e, SettingsError::NotSeconds { var: LOCK_TIMEOUT_VAR, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SettingsError::NotSeconds {
+                    var: LOCK_TIMEOUT_VAR,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     proptest! {
