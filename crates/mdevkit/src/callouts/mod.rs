@@ -342,7 +342,7 @@ impl Callouts {
     pub fn notify(&self, s: &Subject<'_>, action: Action, state: State) {
         let args = protocol::argv(s, Event::Notify, action, state);
         for n in self.listed(&self.notifiers, "notifiers") {
-            if let Err(e) = self.exec(&n, &args, Stdin::Closed) {
+            if let Err(e) = self.exec(n, &args, Stdin::Closed) {
                 log::debug!("Skipping notifier {}: {e}", n.display());
             }
         }

@@ -71,10 +71,12 @@ impl Capture {
         })
     }
 
-    /// Reads what the pipe holds now, keeping up to [`MAX_CAPTURE`] bytes.
+    /// Reads what the pipe holds now, keeping up to [`MAX_CAPTURE`] bytes. Returns after a
+    /// few reads even if more keeps coming, so a flood cannot keep the deadline unchecked.
     fn read_available(&mut self) {
         let mut buf = [0u8; 1 << 16];
-        while let Some(p) = &mut self.pipe {
+        for _ in 0..16 {
+            let Some(p) = &mut self.pipe else { break };
             match p.read(&mut buf) {
                 Ok(0) => self.pipe = None,
                 Ok(n) => {
@@ -161,6 +163,14 @@ fn spawn(program: &Path, args: &[&str]) -> io::Result<(Child, Pid, Arc<OwnedFd>)
     }
 }
 
+/// Gives up on a run that cannot be watched: kills the group and reaps the leader.
+fn abandon(child: &mut Child, group: Pid, running: &mut Running, e: io::Error) -> io::Error {
+    let _ = rustix::process::kill_process_group(group, Signal::KILL);
+    running.unlist();
+    let _ = child.wait();
+    e
+}
+
 /// Runs `program args...` and waits at most `limit` (a limit too large to add to the
 /// clock means no limit). On expiry the program's process group gets SIGTERM, and SIGKILL
 /// after [`GRACE`].
@@ -174,18 +184,25 @@ pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> 
         let (child, pid, fd) = spawn(program, args)?;
         Ok(((child, pid, Arc::clone(&fd)), pid, fd))
     })?;
-    let mut out = Capture::new(child.stdout.take())?;
-    let mut err = Capture::new(child.stderr.take())?;
-    let mut feed = Feed {
-        pipe: child.stdin.take().map(|p| File::from(OwnedFd::from(p))),
-        rest: match stdin {
-            Stdin::Closed => &[],
-            Stdin::Data(d) => d,
-        },
+    let pipes = (|| {
+        let out = Capture::new(child.stdout.take())?;
+        let err = Capture::new(child.stderr.take())?;
+        let feed = Feed {
+            pipe: child.stdin.take().map(|p| File::from(OwnedFd::from(p))),
+            rest: match stdin {
+                Stdin::Closed => &[],
+                Stdin::Data(d) => d,
+            },
+        };
+        if let Some(p) = &feed.pipe {
+            rustix::io::ioctl_fionbio(p, true)?;
+        }
+        io::Result::Ok((out, err, feed))
+    })();
+    let (mut out, mut err, mut feed) = match pipes {
+        Ok(p) => p,
+        Err(e) => return Err(abandon(&mut child, group, &mut running, e)),
     };
-    if let Some(p) = &feed.pipe {
-        rustix::io::ioctl_fionbio(p, true)?;
-    }
     feed.write_available();
 
     let mut deadline = Instant::now().checked_add(limit);
@@ -236,10 +253,7 @@ pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> 
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
                 drop(fds);
-                let _ = rustix::process::kill_process_group(group, Signal::KILL);
-                running.unlist();
-                let _ = child.wait();
-                return Err(e.into());
+                return Err(abandon(&mut child, group, &mut running, e.into()));
             }
         }
         let ready: Vec<bool> = slots
