@@ -157,3 +157,42 @@ fn sigterm_during_list_get_attributes_ends_every_callout() {
 fn sighup_during_list_get_attributes_ends_every_callout() {
     interrupted_during_list(Signal::HUP);
 }
+
+/// A signal mdevctl was started with ignored (SIGHUP under `nohup`) stays ignored: no
+/// handler is installed for it, and the callout and the command carry on.
+#[test]
+fn sighup_ignored_under_nohup_stays_ignored() {
+    let root = FakeRoot::new();
+    let dir = root.mkdir("held");
+    let go = root.join("go");
+    let body = format!(
+        "if [ \"$ev\" = pre ]; then\n  echo $$ > '{d}/{U1}'\n  \
+         while [ ! -e '{go}' ]; do sleep 0.05; done\nfi\nexit 0",
+        d = dir.display(),
+        go = go.display()
+    );
+    callout(&root, "hold", &versioned_body(&supports_all(), &body));
+    let args = [
+        bin().into_os_string(),
+        "define".into(),
+        "-u".into(),
+        U1.into(),
+        "-p".into(),
+        "mtty".into(),
+        "-t".into(),
+        "mtty-1".into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let mut child = clean_command(&root, Path::new("nohup"), &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pid(&dir.join(U1), &mut child);
+    // nohup ran mdevctl in its own place: same process id.
+    send(&child, Signal::HUP);
+    std::fs::write(&go, "").unwrap();
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(config(&root, "mtty", U1).is_some());
+}

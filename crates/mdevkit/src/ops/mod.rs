@@ -247,17 +247,7 @@ mod tests {
         for var in [CALLOUT_TIMEOUT_VAR, LOCK_TIMEOUT_VAR] {
             for value in ["1e99", "18446744073709551616", "1.8446744073709552e19"] {
                 let e = with(var, value).unwrap_err();
-                assert_eq!(
-                    e,
-                    SettingsError::TooLarge {
-                        var: if var == CALLOUT_TIMEOUT_VAR {
-                            CALLOUT_TIMEOUT_VAR
-                        } else {
-                            LOCK_TIMEOUT_VAR
-                        },
-                        value: value.to_owned()
-                    }
-                );
+                assert!(matches!(e, SettingsError::TooLarge { .. }), "{value}: {e}");
                 assert_eq!(
                     e.to_string(),
                     format!("{var}='{value}' is more seconds than a duration can hold")
