@@ -36,7 +36,8 @@ Environment:
   MDEVCTL_CONFIG_DIR  the definition directory (default /etc/mdevctl.d)
   MDEVCTL_SCRIPTS_DIR the callout/notifier directory (default /usr/lib/mdevctl/scripts.d)
   MDEVCTL_LOCK_FILE   the lock serialising changes (default /run/lock/mdevctl.lock)
-  MDEVCTL_CALLOUT_TIMEOUT  seconds a callout script may run (default 60)
+  MDEVCTL_CALLOUT_TIMEOUT  seconds a callout script may run (default 300); then it
+                           gets SIGTERM, and SIGKILL 2 seconds later
   MDEVCTL_LOCK_TIMEOUT     seconds to wait for the lock (default 60)
   MDEVCTL_LOG         log filter: error, warn (default), info, debug, trace";
 

@@ -1,8 +1,5 @@
 //! Turns parsed arguments into the library's checked option structs and runs them.
 
-use std::time::Duration;
-
-use anyhow::Context as _;
 use clap::CommandFactory;
 use mdevctl::cli::{Command, ListArgs, Mdevctl, ModifyArgs, TypesArgs};
 use mdevkit::callouts::Force;
@@ -17,28 +14,9 @@ use mdevkit::ops::{self, Context, Format, Settings};
 use mdevkit::render::Verbosity;
 use mdevkit::{Attr, StartMode};
 
-fn seconds(var: &str, default: Duration) -> anyhow::Result<Duration> {
-    match std::env::var(var) {
-        Err(_) => Ok(default),
-        Ok(v) => {
-            let secs: f64 = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                .with_context(|| format!("{var}='{v}' is not a number of seconds"))?;
-            Ok(Duration::from_secs_f64(secs))
-        }
-    }
-}
-
 /// Tunables from the environment.
 pub fn settings() -> anyhow::Result<Settings> {
-    let d = Settings::default();
-    Ok(Settings {
-        callout_timeout: seconds("MDEVCTL_CALLOUT_TIMEOUT", d.callout_timeout)?,
-        lock_timeout: seconds("MDEVCTL_LOCK_TIMEOUT", d.lock_timeout)?,
-    })
+    Ok(Settings::from_env(|k| std::env::var_os(k))?)
 }
 
 /// Option relations clap cannot express correctly. Upstream lets `modify --live` through

@@ -352,3 +352,89 @@ fn fractional_callout_timeout_is_honoured_and_printed() {
     );
     assert!(config(&root, "mtty", U1).is_none());
 }
+
+#[test]
+fn too_large_timeout_settings_are_a_clear_error_for_every_command() {
+    for var in ["MDEVCTL_CALLOUT_TIMEOUT", "MDEVCTL_LOCK_TIMEOUT"] {
+        for value in ["1e99", "18446744073709551616"] {
+            for args in [
+                &["list"][..],
+                &["types"],
+                &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+            ] {
+                let root = FakeRoot::new();
+                let t = mdev(&root, args, &Opts::default().env(var, value));
+                assert_eq!(t.code, 1, "{var}={value} {args:?}: {}", t.stderr);
+                assert_eq!(
+                    t.stderr,
+                    format!("Error: {var}='{value}' is more seconds than a duration can hold\n")
+                );
+                assert!(config(&root, "mtty", U1).is_none());
+            }
+        }
+    }
+}
+
+#[test]
+fn negative_nan_and_infinite_timeout_settings_are_clear_errors() {
+    for var in ["MDEVCTL_CALLOUT_TIMEOUT", "MDEVCTL_LOCK_TIMEOUT"] {
+        for value in ["-1", "NaN", "inf", "-inf"] {
+            let root = FakeRoot::new();
+            let t = mdev(&root, &["list"], &Opts::default().env(var, value));
+            assert_eq!(t.code, 1, "{var}={value}: {}", t.stderr);
+            assert_eq!(
+                t.stderr,
+                format!(
+                    "Error: {var}='{value}' is not a number of seconds (a decimal, 0 or more)\n"
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn huge_but_representable_callout_timeout_means_no_deadline() {
+    let root = FakeRoot::new();
+    callout(&root, "ok", &versioned_body(&supports_all(), "exit 0"));
+    let t = mdev(
+        &root,
+        &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+        &timeout("1e18"),
+    );
+    t.assert_clean();
+    assert!(config(&root, "mtty", U1).is_some());
+}
+
+#[test]
+fn callout_past_its_limit_gets_sigterm_and_may_clean_up() {
+    let root = FakeRoot::new();
+    let marker = root.join("cleaned");
+    let path = callout(
+        &root,
+        "slow",
+        &versioned_body(
+            &supports_all(),
+            &format!(
+                "if [ \"$ev\" = pre ]; then trap 'echo TERM > {}; exit 1' TERM; sleep 300; fi\nexit 0",
+                marker.display()
+            ),
+        ),
+    );
+    let r = run_raw(
+        &root,
+        &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+        &timeout("0.5"),
+    );
+    assert!(r.elapsed < Duration::from_secs(20), "{:?}", r.elapsed);
+    // (Its shell's report of the terminated `sleep` is echoed first.)
+    assert!(
+        stderr_text(&r).ends_with(&format!(
+            "Error: callout script {} did not finish within 0.5s and was killed\n",
+            path.display()
+        )),
+        "{}",
+        stderr_text(&r)
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "TERM\n");
+    assert!(config(&root, "mtty", U1).is_none());
+}

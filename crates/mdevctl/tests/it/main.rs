@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod concurrency;
 mod define;
+mod interrupts;
 mod libvirt;
 mod life;
 mod list;

@@ -7,21 +7,24 @@
 //! a child of this process, so s390-tools' parent-PID lock holds across pre, action, post.
 
 pub mod protocol;
+pub mod reply;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::config::{attrs_from_value, ConfigError};
+use crate::config::ConfigError;
 use crate::host::process::{Exit, Output, Stdin};
 use crate::host::Host;
 use crate::names::{Attr, ParentName, TypeName};
 pub use protocol::{Action, Event, State, Subject};
-use protocol::{CapabilitiesReply, Supports, PROVIDES};
+use protocol::{Supports, PROVIDES};
 
-/// Default limit on one script's run time.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit on one script's run time: s390-tools' `ap-check` alone may wait up to
+/// 99 s for its own configuration lock.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why a callout step failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,14 +74,44 @@ pub struct Callouts {
     host: Host,
     timeout: Duration,
     /// Callout scripts in search order, listed once per process.
-    scripts: RefCell<Option<Vec<PathBuf>>>,
+    scripts: OnceLock<Vec<PathBuf>>,
     /// Notifier programs in run order, listed once per process.
-    notifiers: RefCell<Option<Vec<PathBuf>>>,
+    notifiers: OnceLock<Vec<PathBuf>>,
     /// Versioned-script discovery results, including "none", per (parent, type).
-    versioned: RefCell<HashMap<(ParentName, TypeName), Option<Chosen>>>,
+    versioned: Mutex<HashMap<(ParentName, TypeName), Option<Chosen>>>,
     /// A legacy script that succeeded for a (parent, type) in this command, reused for
     /// that device's later events (another type may be handled by another script).
-    legacy: RefCell<HashMap<(ParentName, TypeName), Chosen>>,
+    legacy: Mutex<HashMap<(ParentName, TypeName), Chosen>>,
+}
+
+/// Where scripts' stderr goes: straight to ours, or kept to be echoed later in a fixed
+/// order (when scripts for several devices run at once).
+#[derive(Debug)]
+enum Echo {
+    Now,
+    Later(Vec<(PathBuf, Vec<u8>)>),
+}
+
+impl Echo {
+    fn echo(&mut self, host: &Host, script: &Path, stderr: Vec<u8>) {
+        match self {
+            Echo::Now => host.echo_stderr(script, &stderr),
+            Echo::Later(kept) if !stderr.is_empty() => kept.push((script.to_owned(), stderr)),
+            Echo::Later(_) => {}
+        }
+    }
+
+    fn flush(self, host: &Host) {
+        if let Echo::Later(kept) = self {
+            for (script, stderr) in kept {
+                host.echo_stderr(&script, &stderr);
+            }
+        }
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn sorted_entries(host: &Host, dir: &Path) -> Vec<PathBuf> {
@@ -132,28 +165,25 @@ impl Callouts {
         Callouts {
             host,
             timeout,
-            scripts: RefCell::new(None),
-            notifiers: RefCell::new(None),
-            versioned: RefCell::new(HashMap::new()),
-            legacy: RefCell::new(HashMap::new()),
+            scripts: OnceLock::new(),
+            notifiers: OnceLock::new(),
+            versioned: Mutex::new(HashMap::new()),
+            legacy: Mutex::new(HashMap::new()),
         }
     }
 
     /// The entries of `<kind>/` in the primary, then the deprecated script directory,
     /// listed on first use and kept in `cache`.
-    fn listed(&self, cache: &RefCell<Option<Vec<PathBuf>>>, kind: &str) -> Vec<PathBuf> {
-        cache
-            .borrow_mut()
-            .get_or_insert_with(|| {
-                let roots = self.host.roots();
-                let mut v = sorted_entries(&self.host, &roots.scripts.join(kind));
-                v.extend(sorted_entries(&self.host, &roots.legacy_scripts.join(kind)));
-                v
-            })
-            .clone()
+    fn listed<'a>(&self, cache: &'a OnceLock<Vec<PathBuf>>, kind: &str) -> &'a [PathBuf] {
+        cache.get_or_init(|| {
+            let roots = self.host.roots();
+            let mut v = sorted_entries(&self.host, &roots.scripts.join(kind));
+            v.extend(sorted_entries(&self.host, &roots.legacy_scripts.join(kind)));
+            v
+        })
     }
 
-    fn scripts(&self) -> Vec<PathBuf> {
+    fn scripts(&self) -> &[PathBuf] {
         self.listed(&self.scripts, "callouts")
     }
 
@@ -163,15 +193,15 @@ impl Callouts {
     }
 
     /// The versioned script for this device's (parent, type), discovered once.
-    fn versioned(&self, s: &Subject<'_>) -> Option<Chosen> {
+    fn versioned(&self, s: &Subject<'_>, echo: &mut Echo) -> Option<Chosen> {
         let key = (s.parent.clone(), s.mdev_type.clone());
-        if let Some(hit) = self.versioned.borrow().get(&key) {
+        if let Some(hit) = locked(&self.versioned).get(&key) {
             return hit.clone();
         }
         let mut found = None;
         for script in self.scripts() {
             let args = protocol::argv(s, Event::Get, Action::Capabilities, State::None);
-            let out = match self.exec(&script, &args, Stdin::Data(PROVIDES.as_bytes())) {
+            let out = match self.exec(script, &args, Stdin::Data(PROVIDES.as_bytes())) {
                 Ok(o) => o,
                 Err(e) => {
                     log::debug!("Skipping callout {}: {e}", script.display());
@@ -189,21 +219,29 @@ impl Callouts {
                 }
                 Exit::Code(_) => {}
             }
-            let text = String::from_utf8_lossy(&out.stdout);
-            let Ok(reply) = serde_json::from_str::<CapabilitiesReply>(text.trim_end_matches('\0'))
-            else {
+            let Some(supports) = reply::capabilities(&out.stdout) else {
                 continue;
             };
-            self.host.echo_stderr(&script, &out.stderr);
-            warn_unknown(&script, &reply.supports);
+            echo.echo(&self.host, script, out.stderr);
+            warn_unknown(script, &supports);
             found = Some(Chosen {
-                script,
-                supports: reply.supports,
+                script: script.clone(),
+                supports,
             });
             break;
         }
-        self.versioned.borrow_mut().insert(key, found.clone());
+        locked(&self.versioned).insert(key, found.clone());
         found
+    }
+
+    /// The script already chosen for this device's (parent, type), discovering a
+    /// versioned one if that was not tried yet.
+    fn chosen(&self, s: &Subject<'_>, echo: &mut Echo) -> Option<Chosen> {
+        self.versioned(s, echo).or_else(|| {
+            locked(&self.legacy)
+                .get(&(s.parent.clone(), s.mdev_type.clone()))
+                .cloned()
+        })
     }
 
     fn check(c: &Chosen, event: Event, action: Action) -> Result<(), CalloutError> {
@@ -240,34 +278,43 @@ impl Callouts {
         }
     }
 
+    /// Runs one event with the script chosen for it; returns its stdout.
+    fn event_with(
+        &self,
+        c: &Chosen,
+        args: &[String],
+        (event, action): (Event, Action),
+        stdin: Stdin<'_>,
+        echo: &mut Echo,
+    ) -> Result<Vec<u8>, CalloutError> {
+        Self::check(c, event, action)?;
+        let mut out = self
+            .exec(&c.script, args, stdin)
+            .map_err(|source| CalloutError::Spawn {
+                script: c.script.clone(),
+                source,
+            })?;
+        echo.echo(&self.host, &c.script, std::mem::take(&mut out.stderr));
+        self.outcome(&c.script, &out)?;
+        Ok(out.stdout)
+    }
+
     /// Runs one event; returns the script that handled it and its stdout.
     fn event(
         &self,
         s: &Subject<'_>,
-        event: Event,
-        action: Action,
-        state: State,
+        (event, action, state): (Event, Action, State),
         stdin: Stdin<'_>,
+        echo: &mut Echo,
     ) -> Result<Option<(PathBuf, Vec<u8>)>, CalloutError> {
         let args = protocol::argv(s, event, action, state);
-        let key = (s.parent.clone(), s.mdev_type.clone());
-        let chosen = self
-            .versioned(s)
-            .or_else(|| self.legacy.borrow().get(&key).cloned());
-        if let Some(c) = chosen {
-            Self::check(&c, event, action)?;
-            let out = self
-                .exec(&c.script, &args, stdin)
-                .map_err(|source| CalloutError::Spawn {
-                    script: c.script.clone(),
-                    source,
-                })?;
-            self.host.echo_stderr(&c.script, &out.stderr);
-            self.outcome(&c.script, &out)?;
-            return Ok(Some((c.script, out.stdout)));
+        if let Some(c) = self.chosen(s, echo) {
+            let out = self.event_with(&c, &args, (event, action), stdin, echo)?;
+            return Ok(Some((c.script, out)));
         }
+        let key = (s.parent.clone(), s.mdev_type.clone());
         for script in self.scripts() {
-            let out = match self.exec(&script, &args, stdin) {
+            let mut out = match self.exec(script, &args, stdin) {
                 Ok(o) => o,
                 Err(e) => {
                     log::debug!("Skipping callout {}: {e}", script.display());
@@ -277,16 +324,16 @@ impl Callouts {
             if matches!(out.exit, Exit::Code(2) | Exit::Signal(_)) {
                 continue;
             }
-            self.host.echo_stderr(&script, &out.stderr);
-            self.outcome(&script, &out)?;
-            self.legacy.borrow_mut().insert(
+            echo.echo(&self.host, script, std::mem::take(&mut out.stderr));
+            self.outcome(script, &out)?;
+            locked(&self.legacy).insert(
                 key,
                 Chosen {
                     script: script.clone(),
                     supports: Supports::legacy(),
                 },
             );
-            return Ok(Some((script, out.stdout)));
+            return Ok(Some((script.clone(), out.stdout)));
         }
         Ok(None)
     }
@@ -295,7 +342,7 @@ impl Callouts {
     pub fn notify(&self, s: &Subject<'_>, action: Action, state: State) {
         let args = protocol::argv(s, Event::Notify, action, state);
         for n in self.listed(&self.notifiers, "notifiers") {
-            if let Err(e) = self.exec(&n, &args, Stdin::Closed) {
+            if let Err(e) = self.exec(n, &args, Stdin::Closed) {
                 log::debug!("Skipping notifier {}: {e}", n.display());
             }
         }
@@ -313,7 +360,7 @@ impl Callouts {
         primary: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, InvokeError<E>> {
         let stdin = Stdin::Data(json.as_bytes());
-        if let Err(e) = self.event(s, Event::Pre, action, State::None, stdin) {
+        if let Err(e) = self.event(s, (Event::Pre, action, State::None), stdin, &mut Echo::Now) {
             match force {
                 Force::No => {
                     self.notify(s, action, State::None);
@@ -331,7 +378,7 @@ impl Callouts {
         } else {
             State::Failure
         };
-        if let Err(e) = self.event(s, Event::Post, action, state, stdin) {
+        if let Err(e) = self.event(s, (Event::Post, action, state), stdin, &mut Echo::Now) {
             log::debug!("post callout failed: {}", crate::error::chain(&e));
         }
         self.notify(s, action, state);
@@ -340,34 +387,101 @@ impl Callouts {
 
     /// `get attributes`: what a script reports as the active device's attributes.
     pub fn get_attributes(&self, s: &Subject<'_>) -> Result<Vec<Attr>, CalloutError> {
-        let Some((script, out)) = self.event(
-            s,
-            Event::Get,
-            Action::Attributes,
-            State::None,
-            Stdin::Closed,
-        )?
-        else {
-            return Ok(Vec::new());
-        };
-        let text = String::from_utf8_lossy(&out);
-        if text.is_empty() || text == "[{}]" {
-            return Ok(Vec::new());
+        self.attributes_echoing(s, &mut Echo::Now)
+    }
+
+    fn attributes_echoing(
+        &self,
+        s: &Subject<'_>,
+        echo: &mut Echo,
+    ) -> Result<Vec<Attr>, CalloutError> {
+        let stdin = Stdin::Closed;
+        match self.event(s, GET_ATTRIBUTES, stdin, echo)? {
+            Some((script, out)) => reply::attributes(&script, &out),
+            None => Ok(Vec::new()),
         }
-        let value: serde_json::Value =
-            serde_json::from_str(text.trim_end_matches('\0')).map_err(|source| {
-                CalloutError::BadJson {
-                    script: script.clone(),
-                    source,
+    }
+
+    /// [`Self::get_attributes`] of many devices, results in their order: the same calls,
+    /// answers and echoed stderr as one by one, but the calls to an already chosen script
+    /// run concurrently, at most one per CPU.
+    ///
+    /// What could change the outcome of a later device is done one by one first, in
+    /// order: discovering each (parent, type)'s versioned script, and, where there is
+    /// none, the search through legacy scripts until one answers (which then serves the
+    /// rest of that (parent, type)).
+    pub fn get_attributes_all(
+        &self,
+        subjects: &[Subject<'_>],
+    ) -> Vec<Result<Vec<Attr>, CalloutError>> {
+        type Done = (Result<Vec<Attr>, CalloutError>, Echo);
+        let mut done: Vec<Option<Done>> = Vec::with_capacity(subjects.len());
+        // Devices left for concurrent calls: (index, subject, chosen script, echo so far).
+        let mut later: Vec<(usize, Chosen, Echo)> = Vec::new();
+        for (i, s) in subjects.iter().enumerate() {
+            let mut echo = Echo::Later(Vec::new());
+            match self.chosen(s, &mut echo) {
+                Some(c) => {
+                    later.push((i, c, echo));
+                    done.push(None);
                 }
-            })?;
-        attrs_from_value(&value).map_err(|source| CalloutError::BadAttributes { script, source })
+                None => {
+                    let r = self.attributes_echoing(s, &mut echo);
+                    done.push(Some((r, echo)));
+                }
+            }
+        }
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<(usize, Chosen, Echo)>>> =
+            later.into_iter().map(|t| Mutex::new(Some(t))).collect();
+        let results: Mutex<Vec<(usize, Done)>> = Mutex::new(Vec::with_capacity(slots.len()));
+        let work = || {
+            while let Some(slot) = slots.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let Some((i, c, mut echo)) = locked(slot).take() else {
+                    continue;
+                };
+                let Some(s) = subjects.get(i) else { continue };
+                let args = protocol::argv(s, GET_ATTRIBUTES.0, GET_ATTRIBUTES.1, GET_ATTRIBUTES.2);
+                let r = self
+                    .event_with(
+                        &c,
+                        &args,
+                        (GET_ATTRIBUTES.0, GET_ATTRIBUTES.1),
+                        Stdin::Closed,
+                        &mut echo,
+                    )
+                    .and_then(|out| reply::attributes(&c.script, &out));
+                locked(&results).push((i, (r, echo)));
+            }
+        };
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(slots.len());
+        std::thread::scope(|scope| {
+            // This thread is one of the workers; one that cannot be started is not needed.
+            for _ in 1..workers {
+                let _ = std::thread::Builder::new().spawn_scoped(scope, work);
+            }
+            work();
+        });
+        for (i, r) in results.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            if let Some(d) = done.get_mut(i) {
+                *d = Some(r);
+            }
+        }
+        done.into_iter()
+            .map(|d| {
+                let (r, echo) = d.unwrap_or_else(|| (Ok(Vec::new()), Echo::Now));
+                echo.flush(&self.host);
+                r
+            })
+            .collect()
     }
 
     /// The `live` event of `modify --live` (spec §6.7): versioned scripts only; exit 2 is
     /// a failure here. Notifies `modify`/`none` whatever the outcome.
     pub fn live(&self, s: &Subject<'_>, json: &str) -> Result<(), CalloutError> {
-        let Some(c) = self.versioned(s) else {
+        let Some(c) = self.versioned(s, &mut Echo::Now) else {
             return Err(CalloutError::NoLiveScript);
         };
         Self::check(&c, Event::Live, Action::Modify)?;
@@ -386,6 +500,9 @@ impl Callouts {
         result
     }
 }
+
+/// The `get attributes` event.
+const GET_ATTRIBUTES: (Event, Action, State) = (Event::Get, Action::Attributes, State::None);
 
 /// Whether a failing `pre` callout stops the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,6 +4,7 @@
 pub mod fstype;
 pub mod lock;
 pub mod process;
+mod signal;
 
 use std::ffi::OsString;
 use std::fs;

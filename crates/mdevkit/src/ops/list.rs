@@ -97,27 +97,38 @@ pub fn active_rows(
                     (Marker::Defined, StartMode::Manual)
                 }
             };
-            // Active attributes come only from callouts (upstream PR #71); a failing
-            // script means "no attributes", not a failed listing.
-            let subject = crate::callouts::Subject {
-                uuid: &a.uuid,
-                parent: &a.parent,
-                mdev_type: &a.mdev_type,
-            };
-            let attrs = ctx.callouts.get_attributes(&subject).unwrap_or_else(|e| {
-                log::debug!("get attributes of {}: {}", a.uuid, crate::error::chain(&e));
-                Vec::new()
-            });
             ListRow {
                 uuid: a.uuid,
                 parent: a.parent,
                 mdev_type: a.mdev_type,
                 start,
-                attrs,
+                attrs: Vec::new(),
                 marker,
             }
         })
         .collect();
+    // Active attributes come only from callouts (upstream PR #71), asked in UUID order,
+    // concurrently; a failing script means "no attributes", not a failed listing.
+    let subjects: Vec<crate::callouts::Subject<'_>> = rows
+        .iter()
+        .map(|r| crate::callouts::Subject {
+            uuid: &r.uuid,
+            parent: &r.parent,
+            mdev_type: &r.mdev_type,
+        })
+        .collect();
+    let replies = ctx.callouts.get_attributes_all(&subjects);
+    drop(subjects);
+    for (row, reply) in rows.iter_mut().zip(replies) {
+        row.attrs = reply.unwrap_or_else(|e| {
+            log::debug!(
+                "get attributes of {}: {}",
+                row.uuid,
+                crate::error::chain(&e)
+            );
+            Vec::new()
+        });
+    }
     rows.sort_by(|a, b| (&a.parent, a.uuid).cmp(&(&b.parent, b.uuid)));
     rows
 }

@@ -31,7 +31,7 @@ pub enum Format {
 /// Tunables that are not part of the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// How long one callout script may run before it is killed.
+    /// How long one callout script may run before it is stopped.
     pub callout_timeout: Duration,
     /// How long a state-changing command waits for the inter-process lock.
     pub lock_timeout: Duration,
@@ -43,6 +43,58 @@ impl Default for Settings {
             callout_timeout: crate::callouts::DEFAULT_TIMEOUT,
             lock_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// A setting from the environment that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{var}='{}' is not a number of seconds (a decimal, 0 or more)", value.escape_debug())]
+    NotSeconds { var: &'static str, value: String },
+    #[error("{var}='{}' is more seconds than a duration can hold", value.escape_debug())]
+    TooLarge { var: &'static str, value: String },
+}
+
+/// The variable holding [`Settings::callout_timeout`], in seconds.
+pub const CALLOUT_TIMEOUT_VAR: &str = "MDEVCTL_CALLOUT_TIMEOUT";
+/// The variable holding [`Settings::lock_timeout`], in seconds.
+pub const LOCK_TIMEOUT_VAR: &str = "MDEVCTL_LOCK_TIMEOUT";
+
+/// A number of seconds as the variable `var` spells it (`None`: unset).
+fn seconds(
+    var: &'static str,
+    raw: Option<std::ffi::OsString>,
+    default: Duration,
+) -> Result<Duration, SettingsError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let value = raw.to_string_lossy().into_owned();
+    let secs = raw
+        .to_str()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    let Some(secs) = secs else {
+        return Err(SettingsError::NotSeconds { var, value });
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| SettingsError::TooLarge { var, value })
+}
+
+impl Settings {
+    /// The settings from environment variables read through `get`; unset ones take the
+    /// defaults.
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Settings, SettingsError> {
+        let d = Settings::default();
+        Ok(Settings {
+            callout_timeout: seconds(
+                CALLOUT_TIMEOUT_VAR,
+                get(CALLOUT_TIMEOUT_VAR),
+                d.callout_timeout,
+            )?,
+            lock_timeout: seconds(LOCK_TIMEOUT_VAR, get(LOCK_TIMEOUT_VAR), d.lock_timeout)?,
+        })
     }
 }
 
@@ -153,4 +205,128 @@ pub(crate) fn definitions_of(
         .into_values()
         .flat_map(std::collections::BTreeMap::into_values)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::ffi::OsString;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn with(var: &str, value: &str) -> Result<Settings, SettingsError> {
+        Settings::from_env(|k| (k == var).then(|| OsString::from(value)))
+    }
+
+    #[test]
+    fn unset_variables_take_the_defaults() {
+        let s = Settings::from_env(|_| None).unwrap();
+        assert_eq!(s.callout_timeout, Duration::from_secs(300));
+        assert_eq!(s.lock_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn seconds_may_be_fractional_and_padded() {
+        let s = with(CALLOUT_TIMEOUT_VAR, " 0.5\n").unwrap();
+        assert_eq!(s.callout_timeout, Duration::from_millis(500));
+        let s = with(LOCK_TIMEOUT_VAR, "7").unwrap();
+        assert_eq!(s.lock_timeout, Duration::from_secs(7));
+        // Large but representable: accepted (the runner treats it as "no deadline").
+        let s = with(CALLOUT_TIMEOUT_VAR, "1e18").unwrap();
+        assert_eq!(
+            s.callout_timeout,
+            Duration::from_secs(1_000_000_000_000_000_000)
+        );
+    }
+
+    #[test]
+    fn too_large_seconds_are_an_error_naming_the_variable() {
+        for var in [CALLOUT_TIMEOUT_VAR, LOCK_TIMEOUT_VAR] {
+            for value in ["1e99", "18446744073709551616", "1.8446744073709552e19"] {
+                let e = with(var, value).unwrap_err();
+                assert!(matches!(e, SettingsError::TooLarge { .. }), "{value}: {e}");
+                assert_eq!(
+                    e.to_string(),
+                    format!("{var}='{value}' is more seconds than a duration can hold")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn negative_nan_infinite_and_words_are_not_seconds() {
+        for var in [CALLOUT_TIMEOUT_VAR, LOCK_TIMEOUT_VAR] {
+            for value in [
+                "-1", "-0.5", "NaN", "nan", "inf", "-inf", "infinity", "soon", "",
+            ] {
+                let e = with(var, value).unwrap_err();
+                assert!(
+                    matches!(e, SettingsError::NotSeconds { .. }),
+                    "{value}: {e}"
+                );
+                assert_eq!(
+                    e.to_string(),
+                    format!("{var}='{value}' is not a number of seconds (a decimal, 0 or more)")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn non_utf8_value_is_not_seconds() {
+        use std::os::unix::ffi::OsStringExt;
+        let e = Settings::from_env(|k| {
+            (k == LOCK_TIMEOUT_VAR).then(|| OsString::from_vec(vec![b'1', 0xff]))
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SettingsError::NotSeconds {
+                    var: LOCK_TIMEOUT_VAR,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6d64_6576),
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever the environment holds: no panic; an error is one line naming the
+        /// variable; an accepted value is the finite, non-negative number it spells.
+        #[test]
+        fn any_timeout_value_is_a_duration_or_a_one_line_error(
+            value in prop_oneof![
+                any::<String>(),
+                "[-+]?[0-9]{0,25}(\\.[0-9]{0,5})?([eE][-+]?[0-9]{1,3})?",
+                any::<f64>().prop_map(|f| f.to_string()),
+            ],
+            lock in any::<bool>(),
+        ) {
+            let var = if lock { LOCK_TIMEOUT_VAR } else { CALLOUT_TIMEOUT_VAR };
+            match with(var, &value) {
+                Ok(s) => {
+                    let d = if lock { s.lock_timeout } else { s.callout_timeout };
+                    let f: f64 = value.trim().parse().unwrap();
+                    prop_assert!(f >= 0.0 && f.is_finite());
+                    prop_assert_eq!(d, Duration::from_secs_f64(f));
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(!text.contains('\n') && !text.contains('\r'), "{}", text);
+                    prop_assert!(text.starts_with(var), "{}", text);
+                }
+            }
+        }
+    }
 }
