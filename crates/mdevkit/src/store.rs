@@ -219,7 +219,9 @@ pub fn exists(host: &Host, parent: &ParentName, uuid: &Uuid) -> bool {
     host.is_file(&host.config_file(parent, uuid))
 }
 
-/// Writes a definition atomically under its canonical name.
+/// Writes a definition atomically under its canonical name. The caller holds the
+/// inter-process lock, so temporary files of this definition can only be left by writers
+/// that were killed: they are removed first.
 ///
 /// The same UUID spelled another way in that directory (`ABCD...`, braced, simple) is the
 /// same definition, now superseded: it is removed, so the store never keeps two.
@@ -230,6 +232,7 @@ pub fn write(
     config: &DeviceConfig,
 ) -> Result<PathBuf, StoreError> {
     let path = host.config_file(parent, uuid);
+    host.remove_temp_files(&path);
     host.write_atomic(&path, config.to_json(JsonStyle::Pretty).as_bytes())
         .map_err(|source| StoreError::Write {
             path: path.clone(),
@@ -257,7 +260,8 @@ pub fn write(
     Ok(path)
 }
 
-/// Removes a definition file, then its parent directory if that is now empty.
+/// Removes a definition file, then its parent directory if that is now empty. The caller
+/// holds the inter-process lock (see [`write`]).
 pub fn remove(host: &Host, file: &std::path::Path) -> Result<(), StoreError> {
     host.remove_file(file)
         .map_err(|source| StoreError::Remove {
@@ -265,7 +269,7 @@ pub fn remove(host: &Host, file: &std::path::Path) -> Result<(), StoreError> {
             source,
         })?;
     // A temporary file left by a killed writer would keep the directory alive forever.
-    let _ = host.remove_file(&host.temp_path(file));
+    host.remove_temp_files(file);
     if let Some(dir) = file.parent() {
         host.remove_dir_if_empty(dir);
     }

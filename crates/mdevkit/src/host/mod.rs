@@ -4,7 +4,7 @@
 pub mod lock;
 pub mod process;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -242,28 +242,54 @@ impl Host {
         Ok(())
     }
 
-    /// The temporary file [`Host::write_atomic`] uses for `path`: hidden, beside it.
+    /// Is `name` a temporary file of [`Host::write_atomic`] for `path`?
     ///
-    /// One fixed name per target is enough because every writer holds the inter-process
-    /// lock; a file left by a writer that was killed is simply reused by the next write.
-    pub fn temp_path(&self, path: &Path) -> PathBuf {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        path.with_file_name(format!(".{name}.tmp"))
+    /// `.<name>.<nonce>.tmp`, and `.<name>.tmp`, the fixed name earlier versions used.
+    pub fn is_temp_of(&self, path: &Path, name: &OsStr) -> bool {
+        let (Some(target), Some(name)) = (path.file_name(), name.to_str()) else {
+            return false;
+        };
+        let target = target.to_string_lossy();
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_prefix(&*target))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .is_some_and(|middle| middle.is_empty() || middle.starts_with('.'))
     }
 
-    /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename over
-    /// the target, fsync the directory. Readers see the old or the new file, never a torn
-    /// one, and inotify watchers see one `moved_to` event.
+    /// Removes the temporary files that writers of `path` killed before their rename left
+    /// behind. Only sound while holding the lock that every writer of `path` takes, since
+    /// a live writer's file looks the same. Entries are unlinked, never followed; a
+    /// directory of such a name is left alone (it is in nobody's way, see
+    /// [`Host::write_atomic`]).
+    pub fn remove_temp_files(&self, path: &Path) {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let Ok(entries) = self.read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            if e.kind != EntryKind::Dir && self.is_temp_of(path, &e.name) {
+                let stale = dir.join(&e.name);
+                match fs::remove_file(&stale) {
+                    Ok(()) => log::info!("Removed stale temporary file {}", stale.display()),
+                    Err(err) => log::debug!("Cannot remove {}: {err}", stale.display()),
+                }
+            }
+        }
+    }
+
+    /// Writes `data` to `path` atomically: a new temporary file beside it, fsync, rename
+    /// over the target, fsync the directory. Readers see the old or the new file, never a
+    /// torn one, and inotify watchers see one `moved_to` event.
+    ///
+    /// The temporary file has an unpredictable name and is created with `O_EXCL` (which
+    /// never follows a symbolic link) and `O_NOFOLLOW`, so whatever is planted beside the
+    /// target (a link to another file, a hard link, a directory) is neither written
+    /// through nor in the way. On failure it is removed.
     pub fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
-        let tmp = self.temp_path(path);
+        let (tmp, mut f) = self.create_temp(path)?;
         let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -274,6 +300,29 @@ impl Host {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Creates a fresh temporary file for `path` (see [`Host::write_atomic`]).
+    fn create_temp(&self, path: &Path) -> io::Result<(PathBuf, fs::File)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let target = path.file_name().unwrap_or_default().to_string_lossy();
+        // A name taken by chance (2^-122 per try) or by a planted file: try another.
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for _ in 0..4 {
+            let nonce = uuid::Uuid::new_v4().simple();
+            let tmp = path.with_file_name(format!(".{target}.{nonce}.tmp"));
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&tmp)
+            {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 
     pub fn remove_file(&self, path: &Path) -> io::Result<()> {
