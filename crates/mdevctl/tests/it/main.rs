@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod concurrency;
 mod define;
+mod hostile_files;
 mod libvirt;
 mod life;
 mod list;

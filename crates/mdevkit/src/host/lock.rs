@@ -190,7 +190,11 @@ fn open(path: &Path) -> Result<(File, bool), LockError> {
             // directory; ENXIO: a socket. Say which from `lstat`.
             Err(e @ (Errno::LOOP | Errno::ISDIR | Errno::NXIO)) => {
                 return Err(
-                    match fs::symlink_metadata(path).ok().as_ref().and_then(Refusal::of) {
+                    match fs::symlink_metadata(path)
+                        .ok()
+                        .as_ref()
+                        .and_then(Refusal::of)
+                    {
                         Some(reason) => LockError::Refused {
                             path: path.to_owned(),
                             reason,
@@ -256,7 +260,11 @@ fn wait(file: &File, path: &Path, timeout: Duration) -> Result<(), LockError> {
 fn live_holder(file: &File) -> Option<u32> {
     let mut buf = [0u8; RECORD_LEN];
     let n = file.read_at(&mut buf, 0).ok()?;
-    let pid: u32 = std::str::from_utf8(buf.get(..n)?).ok()?.trim().parse().ok()?;
+    let pid: u32 = std::str::from_utf8(buf.get(..n)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Path::new("/proc")
         .join(pid.to_string())
         .exists()
@@ -266,17 +274,15 @@ fn live_holder(file: &File) -> Option<u32> {
 /// Does the file hold nothing but a PID record (or nothing at all)? Earlier versions
 /// wrote a bare PID and truncated on release; those files count too.
 fn holds_only_a_record(file: &File) -> bool {
-    if !file
-        .metadata()
-        .is_ok_and(|m| m.len() <= RECORD_LEN as u64)
-    {
+    if !file.metadata().is_ok_and(|m| m.len() <= RECORD_LEN as u64) {
         return false;
     }
     let mut buf = [0u8; RECORD_LEN + 1];
     match file.read_at(&mut buf, 0) {
-        Ok(n) if n <= RECORD_LEN => buf
-            .get(..n)
-            .is_some_and(|b| b.iter().all(|c| c.is_ascii_digit() || *c == b' ' || *c == b'\n')),
+        Ok(n) if n <= RECORD_LEN => buf.get(..n).is_some_and(|b| {
+            b.iter()
+                .all(|c| c.is_ascii_digit() || *c == b' ' || *c == b'\n')
+        }),
         _ => false,
     }
 }
