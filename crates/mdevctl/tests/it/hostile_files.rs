@@ -160,36 +160,67 @@ fn lock_file_created_by_mdevctl_holds_a_blank_pid_record_after_release() {
 }
 
 #[test]
-fn lock_timeout_reads_only_a_few_bytes_of_an_endless_lock_file() {
+fn lock_timeout_reads_only_a_few_bytes_of_a_long_lock_file() {
     let root = root_with_victim();
-    // 8 GiB of zeros without using any disk (sparse), held by this test.
-    let lock = root.join("huge.lock");
+    // 64 MiB of zeros without using any disk (sparse), held by this test. A waiter that
+    // read the whole file to name the holder would do so here; with /dev/zero (refused
+    // now) it never stopped.
+    let lock = root.join("long.lock");
     let f = File::create(&lock).unwrap();
-    f.set_len(8 << 30).unwrap();
+    f.set_len(64 << 20).unwrap();
     f.lock().unwrap();
-    // Under a 1 GiB address-space limit a waiter that reads the whole file to name the
-    // holder dies instead of growing until the machine kills something.
-    let out = Command::new("/bin/sh")
-        .args(["-c", "ulimit -v 1048576; exec \"$0\" \"$@\""])
-        .arg(bin())
-        .args(["modify", "-u", U1, "--auto"])
-        .env("MDEVCTL_ENV_ROOT", root.path())
-        .env("MDEVCTL_LOCK_FILE", &lock)
-        .env("MDEVCTL_LOCK_TIMEOUT", "0.2")
-        .env_remove("MDEVCTL_LOG")
-        .output()
-        .unwrap();
-    let t = Transcript {
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-        code: out.status.code().unwrap_or(-1),
+    let Some((t, lines)) = traced(
+        &root,
+        "open,openat,read,pread64",
+        &["modify", "-u", U1, "--auto"],
+        &[
+            ("MDEVCTL_LOCK_FILE", lock.to_str().unwrap()),
+            ("MDEVCTL_LOCK_TIMEOUT", "0.2"),
+        ],
+    ) else {
+        return;
     };
-    assert_eq!(t.code, 1, "{:?}: {}", out.status, t.stderr);
+    assert_eq!(t.code, 1, "{}", t.stderr);
     assert_eq!(
         t.stderr_masked(&root),
-        "Error: timed out after 0.2s waiting for lock <ROOT>/huge.lock\n"
+        "Error: timed out after 0.2s waiting for lock <ROOT>/long.lock\n"
     );
-    assert_eq!(fs::metadata(&lock).unwrap().len(), 8 << 30);
+    let opened = format!("\"{}\"", lock.display());
+    let (at, fd) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.starts_with("open") && l.contains(&opened))
+        .and_then(|(i, l)| Some((i, l.rsplit("= ").next()?.to_owned())))
+        .unwrap_or_else(|| panic!("lock never opened:\n{}", lines.join("\n")));
+    // The byte count each read of the lock file asked for.
+    // It stays open to the end; earlier lines with that number are other files.
+    let asked: Vec<u64> = lines[at..]
+        .iter()
+        .filter_map(|l| {
+            let call = l.split_once(") = ")?.0;
+            if let Some(rest) = call.strip_prefix(&format!("read({fd}, ")) {
+                rest.rsplit(", ").next()?.parse().ok()
+            } else if let Some(rest) = call.strip_prefix(&format!("pread64({fd}, ")) {
+                rest.rsplit(", ").nth(1)?.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        !asked.is_empty(),
+        "the holder was never read:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        asked.iter().all(|n| *n <= 64),
+        "reads asked for {asked:?} bytes"
+    );
+    assert_eq!(
+        fs::metadata(&lock).unwrap().len(),
+        64 << 20,
+        "not truncated"
+    );
 }
 
 /// Holds the default lock from this process and runs `args`: the command must give up
@@ -353,57 +384,72 @@ fn failed_definition_write_names_the_error_and_leaves_no_temp_file() {
     assert_eq!(dot_files(&root, "mtty"), Vec::<String>::new());
 }
 
-/// The syscalls of one `define` that touch the definition directory, from strace.
-fn traced_define(root: &FakeRoot) -> Option<Vec<String>> {
-    let trace = root.join("define.trace");
+/// Runs `mdevctl <args>` under strace, tracing `syscalls`: the transcript and the trace
+/// lines without their PID column. `None` (after saying so) where strace is missing or
+/// ptrace is not allowed.
+fn traced(
+    root: &FakeRoot,
+    syscalls: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(Transcript, Vec<String>)> {
+    let usable = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "true"])
+        .output();
+    if !usable.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("strace unusable here; skipping: {usable:?}");
+        return None;
+    }
+    let trace = root.join("mdevctl.trace");
     let program = bin();
-    let args = [
+    let filter = format!("trace={syscalls}");
+    let mut argv = vec![
         "-f",
         "-qq",
         "-o",
         trace.to_str().unwrap(),
         "-e",
-        "trace=open,openat,write,fsync,fdatasync,rename,renameat,renameat2",
+        &filter,
         program.to_str().unwrap(),
-        "define",
-        "-u",
-        U1,
-        "-p",
-        "mtty",
-        "-t",
-        "mtty-1",
-    ]
-    .map(std::ffi::OsStr::new);
-    let mut cmd = clean_command(root, Path::new("strace"), &args);
-    let out = cmd.output().ok()?;
-    if !out.status.success() {
-        // No strace, or ptrace not allowed here.
-        eprintln!(
-            "strace unusable; skipping: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
+    ];
+    argv.extend_from_slice(args);
+    let argv: Vec<&std::ffi::OsStr> = argv.iter().map(std::ffi::OsStr::new).collect();
+    let mut cmd = clean_command(root, Path::new("strace"), &argv);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-    Some(
-        fs::read_to_string(trace)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                l.split_once(' ')
-                    .map_or(l, |(_pid, rest)| rest)
-                    .trim()
-                    .to_owned()
-            })
-            .collect(),
-    )
+    let out = cmd.output().unwrap();
+    let t = Transcript {
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+        code: out.status.code().unwrap(),
+    };
+    let lines = fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.split_once(' ')
+                .map_or(l, |(_pid, rest)| rest)
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    fs::remove_file(root.join("mdevctl.trace")).unwrap();
+    Some((t, lines))
 }
 
 #[test]
 fn definition_write_syncs_the_file_before_the_rename_and_the_directory_after() {
     let root = FakeRoot::new();
-    let Some(lines) = traced_define(&root) else {
+    let Some((t, lines)) = traced(
+        &root,
+        "open,openat,write,fsync,fdatasync,rename,renameat,renameat2",
+        &["define", "-u", U1, "-p", "mtty", "-t", "mtty-1"],
+        &[],
+    ) else {
         return;
     };
+    t.assert_clean();
     let dir = root.join("etc/mdevctl.d/mtty").display().to_string();
     let def = format!("{dir}/{U1}");
     // The fd an open of `path` returned, and where.
