@@ -219,9 +219,11 @@ pub fn exists(host: &Host, parent: &ParentName, uuid: &Uuid) -> bool {
     host.is_file(&host.config_file(parent, uuid))
 }
 
-/// Writes a definition atomically under its canonical name. The caller holds the
-/// inter-process lock, so temporary files of this definition can only be left by writers
-/// that were killed: they are removed first.
+/// Writes a definition atomically under its canonical name.
+///
+/// The caller holds the inter-process lock that every writer of the store takes, so any
+/// temporary file of a definition in this parent's directory was left by a writer that
+/// was killed: they are removed first (see [`remove_stale_temp_files`]).
 ///
 /// The same UUID spelled another way in that directory (`ABCD...`, braced, simple) is the
 /// same definition, now superseded: it is removed, so the store never keeps two.
@@ -232,7 +234,7 @@ pub fn write(
     config: &DeviceConfig,
 ) -> Result<PathBuf, StoreError> {
     let path = host.config_file(parent, uuid);
-    host.remove_temp_files(&path);
+    remove_stale_temp_files(host, &host.config_parent_dir(parent));
     host.write_atomic(&path, config.to_json(JsonStyle::Pretty).as_bytes())
         .map_err(|source| StoreError::Write {
             path: path.clone(),
@@ -268,10 +270,16 @@ pub fn remove(host: &Host, file: &std::path::Path) -> Result<(), StoreError> {
             path: file.to_owned(),
             source,
         })?;
-    // A temporary file left by a killed writer would keep the directory alive forever.
-    host.remove_temp_files(file);
     if let Some(dir) = file.parent() {
+        // A temporary file left by a killed writer would keep the directory alive forever.
+        remove_stale_temp_files(host, dir);
         host.remove_dir_if_empty(dir);
     }
     Ok(())
+}
+
+/// Removes the temporary files of any definition (a name that parses as a UUID) in a
+/// parent's directory. Callers hold the lock, so no live writer owns one.
+fn remove_stale_temp_files(host: &Host, dir: &std::path::Path) {
+    host.remove_temp_files(dir, |target| target.parse::<Uuid>().is_ok());
 }

@@ -355,15 +355,17 @@ fn stale_temp_files_of_killed_writers_are_removed_not_reused() {
         root.join(VICTIM),
         format!("etc/mdevctl.d/mtty/.{U1}.{nonce}.tmp"),
     );
-    // Another definition's temporary file is not this write's business.
+    // Any definition's: under the lock, no live writer owns one.
     root.define_raw("mtty", &format!(".{U2}.{nonce}.tmp"), "{");
+    // Not a definition's temporary file: left alone.
+    root.define_raw("mtty", ".notes.tmp", "mine");
     mdevctl(&root, &["modify", "-u", U1, "--auto"]).assert_clean();
     assert_eq!(
         config(&root, "mtty", U1).unwrap(),
         pretty("mtty-1", "auto", &[])
     );
     assert_eq!(victim(&root), VICTIM_TEXT);
-    assert_eq!(dot_files(&root, "mtty"), [format!(".{U2}.{nonce}.tmp")]);
+    assert_eq!(dot_files(&root, "mtty"), [".notes.tmp"]);
 }
 
 #[test]

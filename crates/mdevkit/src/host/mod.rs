@@ -90,6 +90,9 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
+/// Hex digits of the random part of a temporary file's name (128 bits).
+const NONCE_LEN: usize = 32;
+
 /// Access to the host, rooted at [`Roots`].
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -242,36 +245,37 @@ impl Host {
         Ok(())
     }
 
-    /// Is `name` a temporary file of [`Host::write_atomic`] for `path`?
-    ///
-    /// `.<name>.<nonce>.tmp`, and `.<name>.tmp`, the fixed name earlier versions used.
-    pub fn is_temp_of(&self, path: &Path, name: &OsStr) -> bool {
-        let (Some(target), Some(name)) = (path.file_name(), name.to_str()) else {
-            return false;
+    /// The file name a temporary file of [`Host::write_atomic`] stands in for, if `name` is
+    /// one: `.<target>.<nonce>.tmp`, or `.<target>.tmp` (the fixed name earlier versions
+    /// used).
+    pub fn temp_target<'a>(&self, name: &'a OsStr) -> Option<&'a str> {
+        let inner = name.to_str()?.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let target = match inner.rsplit_once('.') {
+            Some((target, nonce))
+                if nonce.len() == NONCE_LEN && nonce.bytes().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                target
+            }
+            _ => inner,
         };
-        let target = target.to_string_lossy();
-        name.strip_prefix('.')
-            .and_then(|n| n.strip_prefix(&*target))
-            .and_then(|n| n.strip_suffix(".tmp"))
-            .is_some_and(|middle| middle.is_empty() || middle.starts_with('.'))
+        (!target.is_empty()).then_some(target)
     }
 
-    /// Removes the temporary files that writers of `path` killed before their rename left
-    /// behind. Only sound while holding the lock that every writer of `path` takes, since
-    /// a live writer's file looks the same. Entries are unlinked, never followed; a
-    /// directory of such a name is left alone (it is in nobody's way, see
-    /// [`Host::write_atomic`]).
-    pub fn remove_temp_files(&self, path: &Path) {
-        let dir = path.parent().unwrap_or(Path::new("."));
+    /// Removes from `dir` the temporary files whose target `stale` accepts: those that
+    /// writers killed before their rename left behind. Only sound while holding the lock
+    /// that every writer of those targets takes, since a live writer's file looks the
+    /// same. Entries are unlinked, never followed; a directory of such a name is left
+    /// alone (it is in nobody's way, see [`Host::write_atomic`]).
+    pub fn remove_temp_files(&self, dir: &Path, stale: impl Fn(&str) -> bool) {
         let Ok(entries) = self.read_dir(dir) else {
             return;
         };
         for e in entries {
-            if e.kind != EntryKind::Dir && self.is_temp_of(path, &e.name) {
-                let stale = dir.join(&e.name);
-                match fs::remove_file(&stale) {
-                    Ok(()) => log::info!("Removed stale temporary file {}", stale.display()),
-                    Err(err) => log::debug!("Cannot remove {}: {err}", stale.display()),
+            if e.kind != EntryKind::Dir && self.temp_target(&e.name).is_some_and(&stale) {
+                let path = dir.join(&e.name);
+                match fs::remove_file(&path) {
+                    Ok(()) => log::info!("Removed stale temporary file {}", path.display()),
+                    Err(err) => log::debug!("Cannot remove {}: {err}", path.display()),
                 }
             }
         }
@@ -406,5 +410,44 @@ mod tests {
         assert_eq!(r.legacy_scripts, Path::new("/c/scripts.d"));
         assert_eq!(r.scripts, Path::new("/d"));
         assert_eq!(r.lock_file, Path::new("/l"));
+    }
+
+    #[test]
+    fn temp_target_names_the_file_a_temporary_file_stands_in_for() {
+        let host = Host::new(Roots::under(Path::new("/")));
+        let t = |n: &str| host.temp_target(OsStr::new(n)).map(str::to_owned);
+        let nonce = "0123456789abcdef0123456789ABCDEF";
+        assert_eq!(t(&format!(".u.{nonce}.tmp")).as_deref(), Some("u"));
+        assert_eq!(t(".u.tmp").as_deref(), Some("u"), "the earlier fixed name");
+        assert_eq!(
+            t(".a.b.tmp").as_deref(),
+            Some("a.b"),
+            "not a nonce: part of the name"
+        );
+        for not_temp in [
+            "u",
+            ".u",
+            "u.tmp",
+            ".tmp",
+            "..tmp",
+            &format!(".{nonce}.tmp")[..0],
+        ] {
+            assert_eq!(t(not_temp), None, "{not_temp}");
+        }
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Roots::under(dir.path()));
+        let path = dir.path().join("d/target");
+        host.write_atomic(&path, &[b'x'; 8192]).unwrap();
+        host.write_atomic(&path, b"short").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"short");
+        let names: Vec<_> = fs::read_dir(dir.path().join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [OsStr::new("target")]);
     }
 }
