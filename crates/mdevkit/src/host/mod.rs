@@ -419,19 +419,13 @@ mod tests {
         let nonce = "0123456789abcdef0123456789ABCDEF";
         assert_eq!(t(&format!(".u.{nonce}.tmp")).as_deref(), Some("u"));
         assert_eq!(t(".u.tmp").as_deref(), Some("u"), "the earlier fixed name");
+        assert_eq!(t(&format!("..{nonce}.tmp")), None, "no target");
         assert_eq!(
             t(".a.b.tmp").as_deref(),
             Some("a.b"),
             "not a nonce: part of the name"
         );
-        for not_temp in [
-            "u",
-            ".u",
-            "u.tmp",
-            ".tmp",
-            "..tmp",
-            &format!(".{nonce}.tmp")[..0],
-        ] {
+        for not_temp in ["u", ".u", "u.tmp", ".tmp", "..tmp", ""] {
             assert_eq!(t(not_temp), None, "{not_temp}");
         }
     }
