@@ -79,7 +79,10 @@ fn lock_file_dangling_symlink_is_refused_and_creates_nothing() {
         "it is a symbolic link",
         &Opts::default(),
     );
-    assert!(!root.join("created-through-link").symlink_metadata().is_ok());
+    assert!(root
+        .join("created-through-link")
+        .symlink_metadata()
+        .is_err());
 }
 
 #[test]

@@ -364,6 +364,7 @@ impl Host {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn roots(vars: &[(&str, &str)]) -> Roots {
