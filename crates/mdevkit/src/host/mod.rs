@@ -261,26 +261,6 @@ impl Host {
         (!target.is_empty()).then_some(target)
     }
 
-    /// Removes from `dir` the temporary files whose target `stale` accepts: those that
-    /// writers killed before their rename left behind. Only sound while holding the lock
-    /// that every writer of those targets takes, since a live writer's file looks the
-    /// same. Entries are unlinked, never followed; a directory of such a name is left
-    /// alone (it is in nobody's way, see [`Host::write_atomic`]).
-    pub fn remove_temp_files(&self, dir: &Path, stale: impl Fn(&str) -> bool) {
-        let Ok(entries) = self.read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            if e.kind != EntryKind::Dir && self.temp_target(&e.name).is_some_and(&stale) {
-                let path = dir.join(&e.name);
-                match fs::remove_file(&path) {
-                    Ok(()) => log::info!("Removed stale temporary file {}", path.display()),
-                    Err(err) => log::debug!("Cannot remove {}: {err}", path.display()),
-                }
-            }
-        }
-    }
-
     /// Writes `data` to `path` atomically: a new temporary file beside it, fsync, rename
     /// over the target, fsync the directory. Readers see the old or the new file, never a
     /// torn one, and inotify watchers see one `moved_to` event.
