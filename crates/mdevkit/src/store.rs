@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, DeviceConfig, JsonStyle};
-use crate::host::{EntryKind, Host};
+use crate::host::{Entry, EntryKind, Host};
 use crate::names::{ParentName, Uuid};
 
 /// A stored definition.
@@ -221,8 +221,11 @@ pub fn exists(host: &Host, parent: &ParentName, uuid: &Uuid) -> bool {
 
 /// Writes a definition atomically under its canonical name.
 ///
-/// The same UUID spelled another way in that directory (`ABCD...`, braced, simple) is the
-/// same definition, now superseded: it is removed, so the store never keeps two.
+/// The caller holds the inter-process lock that every writer of the store takes, so any
+/// temporary file of a definition in this parent's directory was left by a writer that
+/// was killed: they are removed first. The same UUID spelled another way in that
+/// directory (`ABCD...`, braced, simple) is the same definition, now superseded: it is
+/// removed after the write, so the store never keeps two. One listing serves both.
 pub fn write(
     host: &Host,
     parent: &ParentName,
@@ -230,14 +233,16 @@ pub fn write(
     config: &DeviceConfig,
 ) -> Result<PathBuf, StoreError> {
     let path = host.config_file(parent, uuid);
+    let dir = host.config_parent_dir(parent);
+    let entries = host.read_dir(&dir).unwrap_or_default();
+    remove_stale_temp_files(host, &dir, &entries);
     host.write_atomic(&path, config.to_json(JsonStyle::Pretty).as_bytes())
         .map_err(|source| StoreError::Write {
             path: path.clone(),
             source,
         })?;
     let canonical = uuid.hyphenated();
-    let dir = host.config_parent_dir(parent);
-    for e in host.read_dir(&dir).unwrap_or_default() {
+    for e in entries {
         let Some(name) = e.name.to_str() else {
             continue;
         };
@@ -257,17 +262,38 @@ pub fn write(
     Ok(path)
 }
 
-/// Removes a definition file, then its parent directory if that is now empty.
-pub fn remove(host: &Host, file: &std::path::Path) -> Result<(), StoreError> {
+/// Removes a definition file, then its parent directory if that is now empty. The caller
+/// holds the inter-process lock (see [`write`]).
+pub fn remove(host: &Host, file: &Path) -> Result<(), StoreError> {
     host.remove_file(file)
         .map_err(|source| StoreError::Remove {
             path: file.to_owned(),
             source,
         })?;
-    // A temporary file left by a killed writer would keep the directory alive forever.
-    let _ = host.remove_file(&host.temp_path(file));
     if let Some(dir) = file.parent() {
+        // A temporary file left by a killed writer would keep the directory alive forever.
+        remove_stale_temp_files(host, dir, &host.read_dir(dir).unwrap_or_default());
         host.remove_dir_if_empty(dir);
     }
     Ok(())
+}
+
+/// Removes the temporary files of any definition (a target that parses as a UUID) among
+/// `entries` of `dir`. Callers hold the lock, so no live writer owns one. Entries are
+/// unlinked, never followed; a directory of such a name is left alone (it is in nobody's
+/// way, see [`Host::write_atomic`]).
+fn remove_stale_temp_files(host: &Host, dir: &Path, entries: &[Entry]) {
+    for e in entries {
+        if e.kind != EntryKind::Dir
+            && host
+                .temp_target(&e.name)
+                .is_some_and(|t| t.parse::<Uuid>().is_ok())
+        {
+            let path = dir.join(&e.name);
+            match host.remove_file(&path) {
+                Ok(()) => log::info!("Removed stale temporary file {}", path.display()),
+                Err(err) => log::debug!("Cannot remove {}: {err}", path.display()),
+            }
+        }
+    }
 }

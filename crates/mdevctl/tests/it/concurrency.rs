@@ -3,6 +3,7 @@
 //! (DIVERGENCES §7, §8).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,13 +19,25 @@ use crate::life::*;
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded from `var` when set (to replay a failure), else from the clock.
+    fn from_env_or_clock(var: &str) -> Self {
+        match std::env::var(var) {
+            Ok(v) => {
+                let seed: u64 = v.parse().unwrap_or_else(|_| panic!("{var}={v:?}"));
+                eprintln!("rng seed {seed} (from {var})");
+                Rng(seed | 1)
+            }
+            Err(_) => Self::from_clock(),
+        }
+    }
+
     fn from_clock() -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64
             | 1;
-        eprintln!("rng seed {seed}");
+        eprintln!("rng seed {seed} (replay with MDEVKIT_KILL_SEED={seed})");
         Rng(seed)
     }
 
@@ -406,4 +419,158 @@ fn ap_check_style_parent_pid_lock_holds_from_pre_to_post() {
     );
     assert!(!lock.exists());
     assert_eq!(attr_names(&config(&root, "matrix", U1).unwrap()).len(), 8);
+}
+
+/// One definition in the kill loop's model: `None` while undefined, else its attributes.
+type Model = BTreeMap<&'static str, Option<Vec<(String, String)>>>;
+
+fn expected(attrs: &[(String, String)]) -> String {
+    let attrs: Vec<(&str, &str)> = attrs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    pretty("mtty-1", "manual", &attrs)
+}
+
+/// The definitions on disk (dot-files, the temporary files of killed writers, aside).
+fn on_disk(root: &FakeRoot) -> BTreeMap<String, String> {
+    let dir = root.join("etc/mdevctl.d/mtty");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let text = fs::read_to_string(dir.join(&n)).unwrap();
+            (n, text)
+        })
+        .collect()
+}
+
+/// Asserts that the store holds exactly the model's definitions.
+fn assert_store_is(root: &FakeRoot, model: &Model, context: &str) {
+    let want: BTreeMap<String, String> = model
+        .iter()
+        .filter_map(|(u, a)| Some((u.to_string(), expected(a.as_ref()?))))
+        .collect();
+    assert_eq!(on_disk(root), want, "{context}");
+}
+
+/// `define` and `modify` killed with SIGKILL at seeded random moments: afterwards every
+/// definition is its old or its new content, never torn, missing or doubled.
+///
+/// Bounded for CI; `MDEVKIT_KILL_SOAK=<seconds>` runs it that long instead, and
+/// `MDEVKIT_KILL_SEED=<n>` replays the run a failure printed (docs/reliability.md).
+#[test]
+fn sigkill_during_define_and_modify_leaves_old_or_new_definitions() {
+    let root = FakeRoot::new();
+    let soak = std::env::var("MDEVKIT_KILL_SOAK")
+        .ok()
+        .map(|v| Duration::from_secs(v.parse().expect("MDEVKIT_KILL_SOAK is whole seconds")));
+    let mut rng = Rng::from_env_or_clock("MDEVKIT_KILL_SEED");
+    let uuids = [U1, U2, U3, U4, U5];
+    let mut model: Model = uuids.iter().map(|u| (*u, None)).collect();
+    // How long one run takes here and now, so the kill delays cover a whole run.
+    let t0 = Instant::now();
+    mdevctl(&root, &["define", "-u", UA, "-p", "mtty", "-t", "mtty-1"]).assert_clean();
+    mdevctl(&root, &["undefine", "-u", UA]).assert_clean();
+    let run_us = (t0.elapsed().as_micros() as u64 / 2).max(1);
+    let big = "x".repeat(4096);
+    let start = Instant::now();
+    let (mut rounds, mut killed, mut landed) = (0u64, 0u64, 0u64);
+    loop {
+        match soak {
+            Some(limit) if start.elapsed() >= limit => break,
+            None if rounds == 200 => break,
+            _ => {}
+        }
+        rounds += 1;
+        let uuid = uuids[rng.below(uuids.len() as u64) as usize];
+        let old = model[uuid].clone();
+        let (args, new): (Vec<String>, Vec<(String, String)>) = match &old {
+            None => (
+                ["define", "-u", uuid, "-p", "mtty", "-t", "mtty-1"]
+                    .map(String::from)
+                    .into(),
+                Vec::new(),
+            ),
+            // Keep files small: start over (not killed) once a definition has grown.
+            Some(attrs) if attrs.len() >= 4 => {
+                mdevctl(&root, &["undefine", "-u", uuid]).assert_clean();
+                model.insert(uuid, None);
+                continue;
+            }
+            Some(attrs) => {
+                let name = format!("r{rounds}");
+                let value = if rng.below(3) == 0 {
+                    big.clone()
+                } else {
+                    format!("v{rounds}")
+                };
+                let mut new = attrs.clone();
+                new.push((name.clone(), value.clone()));
+                (
+                    vec![
+                        "modify".into(),
+                        "-u".into(),
+                        uuid.into(),
+                        "--addattr".into(),
+                        name,
+                        "--value".into(),
+                        value,
+                    ],
+                    new,
+                )
+            }
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = command(&root, &args, &Opts::default())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_micros(rng.below(run_us * 13 / 10 + 1)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        let status = child.wait().unwrap();
+        // The one definition touched is old or new; every other one is unchanged.
+        let disk = on_disk(&root);
+        let now = disk.get(uuid);
+        let context = format!("round {rounds}: {args:?} ({status})");
+        if now == Some(&expected(&new)) {
+            landed += 1;
+            model.insert(uuid, Some(new));
+        } else {
+            assert!(!status.success(), "{context}: succeeded without its change");
+            assert_eq!(
+                now,
+                old.as_deref().map(expected).as_ref(),
+                "{context}: torn"
+            );
+        }
+        assert_store_is(&root, &model, &context);
+    }
+    eprintln!("{rounds} rounds: {killed} killed, {landed} changes landed");
+    assert!(killed > 0, "no run was killed: widen the window");
+    assert!(landed > 0, "no change landed: the window is too narrow");
+    // The next unkilled write in that directory clears what killed writers left.
+    mdevctl(&root, &["define", "-u", UA, "-p", "mtty", "-t", "mtty-1"]).assert_clean();
+    mdevctl(&root, &["undefine", "-u", UA]).assert_clean();
+    let dir = root.join("etc/mdevctl.d/mtty");
+    if dir.exists() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            assert!(!name.starts_with('.'), "left behind: {name}");
+        }
+    }
+    assert_store_is(&root, &model, "at the end");
+    let listed = mdevctl(&root, &["list", "-d"]);
+    listed.assert_clean();
+    assert_eq!(
+        listed.stdout.lines().count(),
+        model.values().flatten().count()
+    );
 }

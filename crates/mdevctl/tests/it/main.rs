@@ -10,6 +10,7 @@ mod common;
 mod concurrency;
 mod define;
 mod interrupts;
+mod hostile_files;
 mod libvirt;
 mod life;
 mod list;

@@ -416,7 +416,7 @@ fn modify_failing_pre_leaves_the_definition_unless_forced() {
 }
 
 #[test]
-fn modify_reuses_a_temporary_file_left_by_a_killed_writer() {
+fn modify_removes_a_temporary_file_left_by_a_killed_writer() {
     let root = FakeRoot::new();
     root.define("mtty", U1, "mtty-1", "manual");
     root.define_raw("mtty", &format!(".{U1}.tmp"), "{\"mdev_ty");

@@ -290,7 +290,13 @@ fn start_missing_attribute_rolls_back_and_names_the_attribute() {
     let dir = fake_device_dir(&root, U1, &[]);
     let t = mdevctl(&root, &["start", "-u", U1]);
     assert_eq!(t.code, 1);
-    assert!(t.stderr.contains("nope"), "{}", t.stderr);
+    assert_eq!(
+        t.stderr_masked(&root),
+        format!(
+            "Error: device {U1} has no attribute 'nope' \
+             (<ROOT>/sys/bus/mdev/devices/{U1}/nope does not exist)\n"
+        )
+    );
     assert_eq!(read(&root, &format!("{dir}/remove")), "1");
 }
 

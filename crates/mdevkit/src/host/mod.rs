@@ -6,7 +6,7 @@ pub mod lock;
 pub mod process;
 mod signal;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -91,6 +91,9 @@ pub struct Entry {
     pub name: OsString,
     pub kind: EntryKind,
 }
+
+/// Hex digits of the random part of a temporary file's name (128 bits).
+const NONCE_LEN: usize = 32;
 
 /// Access to the host, rooted at [`Roots`].
 #[derive(Debug, Clone)]
@@ -249,28 +252,35 @@ impl Host {
         Ok(())
     }
 
-    /// The temporary file [`Host::write_atomic`] uses for `path`: hidden, beside it.
-    ///
-    /// One fixed name per target is enough because every writer holds the inter-process
-    /// lock; a file left by a writer that was killed is simply reused by the next write.
-    pub fn temp_path(&self, path: &Path) -> PathBuf {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        path.with_file_name(format!(".{name}.tmp"))
+    /// The file name a temporary file of [`Host::write_atomic`] stands in for, if `name` is
+    /// one: `.<target>.<nonce>.tmp`, or `.<target>.tmp` (the fixed name earlier versions
+    /// used).
+    pub fn temp_target<'a>(&self, name: &'a OsStr) -> Option<&'a str> {
+        let inner = name.to_str()?.strip_prefix('.')?.strip_suffix(".tmp")?;
+        let target = match inner.rsplit_once('.') {
+            Some((target, nonce))
+                if nonce.len() == NONCE_LEN && nonce.bytes().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                target
+            }
+            _ => inner,
+        };
+        (!target.is_empty()).then_some(target)
     }
 
-    /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename over
-    /// the target, fsync the directory. Readers see the old or the new file, never a torn
-    /// one, and inotify watchers see one `moved_to` event.
+    /// Writes `data` to `path` atomically: a new temporary file beside it, fsync, rename
+    /// over the target, fsync the directory. Readers see the old or the new file, never a
+    /// torn one, and inotify watchers see one `moved_to` event.
+    ///
+    /// The temporary file has an unpredictable name and is created with `O_EXCL` (which
+    /// never follows a symbolic link) and `O_NOFOLLOW`, so whatever is planted beside the
+    /// target (a link to another file, a hard link, a directory) is neither written
+    /// through nor in the way. On failure it is removed.
     pub fn write_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
-        let tmp = self.temp_path(path);
+        let (tmp, mut f) = self.create_temp(path)?;
         let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -281,6 +291,29 @@ impl Host {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Creates a fresh temporary file for `path` (see [`Host::write_atomic`]).
+    fn create_temp(&self, path: &Path) -> io::Result<(PathBuf, fs::File)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let target = path.file_name().unwrap_or_default().to_string_lossy();
+        // A name taken by chance (2^-122 per try) or by a planted file: try another.
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for _ in 0..4 {
+            let nonce = uuid::Uuid::new_v4().simple();
+            let tmp = path.with_file_name(format!(".{target}.{nonce}.tmp"));
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&tmp)
+            {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 
     pub fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -318,6 +351,7 @@ impl Host {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn roots(vars: &[(&str, &str)]) -> Roots {
@@ -364,5 +398,38 @@ mod tests {
         assert_eq!(r.legacy_scripts, Path::new("/c/scripts.d"));
         assert_eq!(r.scripts, Path::new("/d"));
         assert_eq!(r.lock_file, Path::new("/l"));
+    }
+
+    #[test]
+    fn temp_target_names_the_file_a_temporary_file_stands_in_for() {
+        let host = Host::new(Roots::under(Path::new("/")));
+        let t = |n: &str| host.temp_target(OsStr::new(n)).map(str::to_owned);
+        let nonce = "0123456789abcdef0123456789ABCDEF";
+        assert_eq!(t(&format!(".u.{nonce}.tmp")).as_deref(), Some("u"));
+        assert_eq!(t(".u.tmp").as_deref(), Some("u"), "the earlier fixed name");
+        assert_eq!(t(&format!("..{nonce}.tmp")), None, "no target");
+        assert_eq!(
+            t(".a.b.tmp").as_deref(),
+            Some("a.b"),
+            "not a nonce: part of the name"
+        );
+        for not_temp in ["u", ".u", "u.tmp", ".tmp", "..tmp", ""] {
+            assert_eq!(t(not_temp), None, "{not_temp}");
+        }
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Roots::under(dir.path()));
+        let path = dir.path().join("d/target");
+        host.write_atomic(&path, &[b'x'; 8192]).unwrap();
+        host.write_atomic(&path, b"short").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"short");
+        let names: Vec<_> = fs::read_dir(dir.path().join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [OsStr::new("target")]);
     }
 }
