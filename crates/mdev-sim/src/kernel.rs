@@ -65,6 +65,8 @@ pub struct Kernel {
     parents: BTreeMap<String, ParentState>,
     devices: BTreeMap<Uuid, Device>,
     ap: Option<ApBus>,
+    /// SR-IOV GPUs on NVIDIA's vendor-specific VFIO path, by PF address.
+    pub(crate) gpus: crate::nvidia_vf::Gpus,
     busy: HashSet<Uuid>,
     faults: HashMap<String, Errno>,
     slow: HashMap<String, Duration>,
@@ -106,6 +108,7 @@ impl Kernel {
             parents: BTreeMap::new(),
             devices: BTreeMap::new(),
             ap,
+            gpus: BTreeMap::new(),
             busy: HashSet::new(),
             faults: HashMap::new(),
             slow: HashMap::new(),
@@ -136,6 +139,7 @@ impl Kernel {
             // Cannot fail: the names come from the catalogue and nothing is present yet.
             let _ = host.add_parent(&name, publish);
         }
+        host.add_gpus(&profile.pci_gpus);
         // Start-up registrations are not hot-plug events: no hook runs for them.
         host.registered.clear();
         host
@@ -409,7 +413,13 @@ impl Kernel {
         );
         self.tree.put_link(&format!("{ddir}/subsystem"), "bus/mdev");
         let group = (0..)
-            .find(|g| !self.devices.values().any(|d| d.group == *g))
+            .find(|g| {
+                !self.devices.values().any(|d| d.group == *g)
+                    && self
+                        .tree
+                        .resolve(&format!("kernel/iommu_groups/{g}"))
+                        .is_none()
+            })
             .unwrap_or(u32::MAX);
         let gdir = format!("kernel/iommu_groups/{group}");
         self.tree.put_link(&format!("{ddir}/iommu_group"), &gdir);

@@ -13,9 +13,11 @@ mod hooks;
 mod io;
 mod kernel;
 mod mount;
+mod nvidia_vf;
 mod parse;
 mod plain;
 mod profile;
+mod sriov;
 mod tree;
 
 pub use control::HELP as CONTROL_HELP;
@@ -27,3 +29,4 @@ pub use mount::{
 pub use parse::Errno;
 pub use plain::{write_plain_tree, PlainError};
 pub use profile::{Profile, ProfileError};
+pub use sriov::{GpuSpec, VgpuTypeSpec};
