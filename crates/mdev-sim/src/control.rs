@@ -14,6 +14,7 @@ publish-types NAME                make mdev_supported_types appear (runs the hoo
 remove-parent NAME                unregister a parent; its mdevs vanish with it
 busy UUID [on|off]                a busy mdev refuses remove with EBUSY
 fail PATH ERRNO                   the next read or write of PATH (which may not exist yet) fails with ERRNO (name or number)
+fail-write PATH ERRNO             the same for the next write only (reads of PATH pass)
 slow PATH MILLIS                  each write to PATH takes MILLIS ms (0 clears)
 short PATH BYTES                  the next write to PATH takes only its first BYTES bytes (a short write)
 vf-open VF [on|off|linger]        a VM opens the VF's VFIO device (off: closed; linger: closed, plugin still exiting)
@@ -58,6 +59,13 @@ fn apply_words(host: &mut Kernel, words: &[&str]) -> Result<(), ControlError> {
             Ok(())
         }
         ["fail", ..] => Err(usage("fail PATH ERRNO")),
+        ["fail-write", path, errno] => {
+            let errno = Errno::parse(errno)
+                .ok_or_else(|| ControlError::Usage(format!("unknown errno '{errno}'")))?;
+            host.inject_write_failure(path, errno);
+            Ok(())
+        }
+        ["fail-write", ..] => Err(usage("fail-write PATH ERRNO")),
         ["slow", path, millis] => {
             let ms: u64 = millis
                 .parse()

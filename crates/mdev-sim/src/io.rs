@@ -68,7 +68,7 @@ impl Kernel {
     /// of bytes it took, which is less than offered only under a `short` rule.
     pub fn write_file(&mut self, ino: Ino, data: &[u8]) -> Result<usize, Errno> {
         let role = self.role_of(ino)?;
-        if let Some(errno) = self.take_fault(ino) {
+        if let Some(errno) = self.take_fault(ino).or_else(|| self.take_write_fault(ino)) {
             return Err(errno);
         }
         // A store function that consumes only part of the buffer: it acts on those bytes, and

@@ -69,6 +69,8 @@ pub struct Kernel {
     pub(crate) gpus: crate::nvidia_vf::Gpus,
     busy: HashSet<Uuid>,
     faults: HashMap<String, Errno>,
+    /// Like `faults`, for the next write only (reads pass).
+    write_faults: HashMap<String, Errno>,
     slow: HashMap<String, Duration>,
     short: HashMap<String, usize>,
     /// Parents that registered their types and whose hook has not been started yet.
@@ -111,6 +113,7 @@ impl Kernel {
             gpus: BTreeMap::new(),
             busy: HashSet::new(),
             faults: HashMap::new(),
+            write_faults: HashMap::new(),
             slow: HashMap::new(),
             short: HashMap::new(),
             registered: Vec::new(),
@@ -283,6 +286,12 @@ impl Kernel {
             .insert(path.trim_matches('/').to_string(), errno);
     }
 
+    /// The next write of `path` (root-relative) fails with `errno`, once; reads are unaffected.
+    pub fn inject_write_failure(&mut self, path: &str, errno: Errno) {
+        self.write_faults
+            .insert(path.trim_matches('/').to_string(), errno);
+    }
+
     /// Each write to `path` takes at least `delay` (zero clears it).
     pub fn slow_writes(&mut self, path: &str, delay: Duration) {
         let path = path.trim_matches('/').to_string();
@@ -300,6 +309,7 @@ impl Kernel {
 
     pub fn clear_faults(&mut self) {
         self.faults.clear();
+        self.write_faults.clear();
         self.slow.clear();
         self.short.clear();
     }
@@ -319,6 +329,11 @@ impl Kernel {
     pub(crate) fn take_fault(&mut self, ino: Ino) -> Option<Errno> {
         let path = self.rule_for(&self.faults, ino)?.0.clone();
         self.faults.remove(&path)
+    }
+
+    pub(crate) fn take_write_fault(&mut self, ino: Ino) -> Option<Errno> {
+        let path = self.rule_for(&self.write_faults, ino)?.0.clone();
+        self.write_faults.remove(&path)
     }
 
     pub(crate) fn take_short_write(&mut self, ino: Ino) -> Option<usize> {

@@ -242,6 +242,13 @@ fn nvidia_vf_write_parsing_and_remove_errnos() {
     // printf and echo both work.
     f.write(&nv(0, "current_vgpu_type"), b"1147").unwrap();
     f.write(&nv(0, "current_vgpu_type"), b"0\n").unwrap();
+    // A write fault leaves reads alone and fires once.
+    f.sim()
+        .control(&format!("fail-write {} EIO", nv(0, "current_vgpu_type")))
+        .unwrap();
+    assert_eq!(f.read(&nv(0, "current_vgpu_type")).unwrap(), "0\n");
+    assert_eq!(f.write(&nv(0, "current_vgpu_type"), b"1147"), Err(EIO));
+    assert_eq!(f.read(&nv(0, "current_vgpu_type")).unwrap(), "0\n");
     // creatable_vgpu_types is read-only.
     assert_eq!(f.write(&nv(0, "creatable_vgpu_types"), b"1"), Err(EACCES));
     // vgpu_params needs a vGPU, keeps the text, and a single space clears it.

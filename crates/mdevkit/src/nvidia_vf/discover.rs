@@ -142,10 +142,17 @@ fn pf_refusal(host: &Host, pf: PciAddress) -> Result<Option<String>, VgpuError> 
     if !host.is_dir(&dir) {
         return Ok(Some("no such PCI device".to_owned()));
     }
-    if read_text(host, &dir.join("vendor"))? != "0x10de" {
+    let attr = |name: &str| match host.read_if_exists(&dir.join(name)) {
+        Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned())),
+        Err(source) => Err(VgpuError::Read {
+            path: dir.join(name),
+            source,
+        }),
+    };
+    if attr("vendor")?.as_deref() != Some("0x10de") {
         return Ok(Some("not an NVIDIA device".to_owned()));
     }
-    let class = read_text(host, &dir.join("class"))?;
+    let class = attr("class")?.unwrap_or_default();
     if !(class.starts_with("0x0300") || class.starts_with("0x0302")) {
         return Ok(Some(format!("class {class} is not a GPU")));
     }

@@ -62,8 +62,9 @@ struct JsonGpu<'a> {
 struct JsonType {
     id: VgpuTypeId,
     name: String,
-    /// At most this many more: free VFs that list the type.
-    available: u32,
+    /// Free VFs that list the type: an upper bound on how many more can be created (sysfs
+    /// has no instance counts on this path; NVML's max instances would give the exact number).
+    available_at_most: u32,
 }
 
 #[derive(Serialize)]
@@ -90,7 +91,7 @@ pub fn json(gpus: &[Gpu]) -> String {
                 .map(|a| JsonType {
                     id: a.vgpu_type.id,
                     name: a.vgpu_type.name,
-                    available: a.free_vfs,
+                    available_at_most: a.free_vfs,
                 })
                 .collect(),
             vgpus: gpu
