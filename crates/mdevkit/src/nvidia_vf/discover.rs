@@ -2,6 +2,7 @@
 //! detection rules of the spec's §1: an NVIDIA PF with SR-IOV bound to `nvidia`, whose VFs
 //! have an `nvidia/` directory; a PF with `mdev_supported_types` is on the mdev path instead.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::io;
 use std::path::Path;
@@ -119,7 +120,7 @@ pub fn discover(host: &Host) -> Result<Vec<Gpu>, VgpuError> {
         .filter_map(|e| e.name.to_str()?.parse().ok())
         .collect();
     addrs.sort();
-    let holders = VfioHolders::scan(host);
+    let holders = VfioHolders::new();
     let mut gpus = Vec::new();
     for pf in addrs {
         match load(host, pf, &holders) {
@@ -133,7 +134,7 @@ pub fn discover(host: &Host) -> Result<Vec<Gpu>, VgpuError> {
 
 /// One GPU by its PF address; refused with the reason when it is not a vendor-VFIO GPU.
 pub fn gpu(host: &Host, pf: PciAddress) -> Result<Gpu, VgpuError> {
-    load(host, pf, &VfioHolders::scan(host))
+    load(host, pf, &VfioHolders::new())
 }
 
 /// Why `pf` is not a vendor-VFIO PF (rule 1 of the spec's detection), or `None` when it is.
@@ -267,19 +268,28 @@ pub fn owner_of(host: &Host, vf: PciAddress) -> Option<PciAddress> {
     link_address(host, &host.pci_device_dir(&vf).join("physfn"))
 }
 
-/// Which VFIO device files some process has open: "in use" per the spec's §7. Read once per
-/// request from `/proc/*/fd` (processes whose fds cannot be read are skipped).
+/// Which VFIO device files some process has open: "in use" per the spec's §7. Read from
+/// `/proc/*/fd` at most once per request, and only once a VF with a vGPU asks (processes
+/// whose fds cannot be read are skipped).
 #[derive(Debug, Default)]
 pub(crate) struct VfioHolders {
-    open: HashSet<String>,
+    open: OnceCell<HashSet<String>>,
 }
 
 impl VfioHolders {
-    pub(crate) fn scan(host: &Host) -> VfioHolders {
+    pub(crate) fn new() -> VfioHolders {
+        VfioHolders::default()
+    }
+
+    fn open_files(&self, host: &Host) -> &HashSet<String> {
+        self.open.get_or_init(|| Self::scan(host))
+    }
+
+    fn scan(host: &Host) -> HashSet<String> {
         let proc = &host.roots().proc;
         let mut open = HashSet::new();
         let Ok(pids) = host.read_dir(proc) else {
-            return VfioHolders::default();
+            return open;
         };
         for pid in pids {
             let is_pid = pid.kind == EntryKind::Dir
@@ -303,19 +313,20 @@ impl VfioHolders {
                 }
             }
         }
-        VfioHolders { open }
+        open
     }
 
     /// Whether the VF's group (`/dev/vfio/<group>`) or cdev (`/dev/vfio/devices/vfioN`) is open.
     pub(crate) fn holds(&self, host: &Host, vf_dir: &Path) -> bool {
-        if self.open.is_empty() {
+        let open = self.open_files(host);
+        if open.is_empty() {
             return false;
         }
         let group = host
             .read_link(&vf_dir.join("iommu_group"))
             .ok()
             .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
-        if group.is_some_and(|g| self.open.contains(&format!("/dev/vfio/{g}"))) {
+        if group.is_some_and(|g| open.contains(&format!("/dev/vfio/{g}"))) {
             return true;
         }
         host.read_dir(&vf_dir.join("vfio-dev"))
@@ -323,7 +334,7 @@ impl VfioHolders {
             .iter()
             .any(|e| {
                 let name = e.name.to_string_lossy();
-                self.open.contains(&format!("/dev/vfio/devices/{name}"))
+                open.contains(&format!("/dev/vfio/devices/{name}"))
             })
     }
 }

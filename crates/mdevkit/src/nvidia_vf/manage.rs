@@ -229,5 +229,5 @@ pub fn remove(host: &Host, vf: PciAddress) -> Result<Removed, VgpuError> {
 
 /// Whether some process holds `vf`'s VFIO device (one `/proc` scan).
 pub fn held_by_vm(host: &Host, vf: PciAddress) -> bool {
-    VfioHolders::scan(host).holds(host, &host.pci_device_dir(&vf))
+    VfioHolders::new().holds(host, &host.pci_device_dir(&vf))
 }
