@@ -14,6 +14,7 @@ mod io;
 mod kernel;
 mod mount;
 mod nvidia_vf;
+mod nvidia_vgpu_rfc;
 mod parse;
 mod plain;
 mod profile;
@@ -29,4 +30,4 @@ pub use mount::{
 pub use parse::Errno;
 pub use plain::{write_plain_tree, PlainError};
 pub use profile::{Profile, ProfileError};
-pub use sriov::{GpuSpec, VgpuTypeSpec};
+pub use sriov::{DriverVariant, GpuSpec, VgpuTypeSpec};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::kernel::{ControlError, Kernel};
 use crate::parse::{kstrtoul, Errno};
-use crate::sriov::{bare_hex, vf_address, vf_device, GpuSpec, VgpuTypeSpec};
+use crate::sriov::{bare_hex, vf_address, vf_device, DriverVariant, GpuSpec, VgpuTypeSpec};
 use crate::tree::Role;
 
 /// The header line `creatable_vgpu_types` always starts with.
@@ -81,26 +81,26 @@ pub enum Hold {
 }
 
 #[derive(Debug, Clone, Default)]
-struct VfState {
-    vgpu: Option<u32>,
-    hold: Hold,
-    placement: u32,
-    gpu_instance: u32,
-    params: String,
-    warm_update: u64,
+pub(crate) struct VfState {
+    pub(crate) vgpu: Option<u32>,
+    pub(crate) hold: Hold,
+    pub(crate) placement: u32,
+    pub(crate) gpu_instance: u32,
+    pub(crate) params: String,
+    pub(crate) warm_update: u64,
 }
 
 /// One GPU's runtime state.
 #[derive(Debug)]
 pub struct GpuState {
-    spec: Arc<GpuSpec>,
-    published: bool,
+    pub(crate) spec: Arc<GpuSpec>,
+    pub(crate) published: bool,
     mixed: bool,
-    vfs: Vec<VfState>,
+    pub(crate) vfs: Vec<VfState>,
 }
 
 /// `kstrtol(buf, 10)`: decimal with an optional sign and one trailing newline.
-fn kstrtol10(data: &[u8]) -> Result<i64, Errno> {
+pub(crate) fn kstrtol10(data: &[u8]) -> Result<i64, Errno> {
     let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
@@ -111,17 +111,17 @@ fn kstrtol10(data: &[u8]) -> Result<i64, Errno> {
 }
 
 impl GpuState {
-    fn max_instances(&self, ty: &VgpuTypeSpec) -> u32 {
+    pub(crate) fn max_instances(&self, ty: &VgpuTypeSpec) -> u32 {
         ty.max_instances
             .unwrap_or(self.spec.framebuffer_mib / ty.framebuffer_mib)
             .min(u32::from(self.spec.total_vfs))
     }
 
-    fn type_of(&self, id: u32) -> Option<&VgpuTypeSpec> {
+    pub(crate) fn type_of(&self, id: u32) -> Option<&VgpuTypeSpec> {
         self.spec.types.iter().find(|t| t.id == id)
     }
 
-    fn vgpus(&self) -> impl Iterator<Item = &VgpuTypeSpec> + '_ {
+    pub(crate) fn vgpus(&self) -> impl Iterator<Item = &VgpuTypeSpec> + '_ {
         self.vfs
             .iter()
             .filter_map(|v| v.vgpu.and_then(|id| self.type_of(id)))
@@ -154,7 +154,7 @@ impl GpuState {
             .collect()
     }
 
-    fn lowest_free_placement(&self) -> u32 {
+    pub(crate) fn lowest_free_placement(&self) -> u32 {
         (0..)
             .find(|p| {
                 !self
@@ -306,6 +306,9 @@ impl Kernel {
         let vf = gpu.vfs.get(usize::from(*index)).ok_or(Errno::ENODEV)?;
         let needs_vgpu = |value: String| vf.vgpu.map(|_| value).ok_or(Errno::ENXIO);
         match attr {
+            VfAttr::CreatableTypes if gpu.spec.driver == DriverVariant::Rfc => {
+                Ok(crate::nvidia_vgpu_rfc::creatable_text(gpu, vf))
+            }
             VfAttr::CreatableTypes => {
                 let listed: Vec<&VgpuTypeSpec> = match vf.vgpu {
                     // A configured VF shows only its own type (one of the observed variants).
@@ -333,7 +336,10 @@ impl Kernel {
         };
         let gpu = self.gpus.get_mut(pf).ok_or(Errno::ENODEV)?;
         if attr == VfAttr::CurrentType {
-            return current_type_store(gpu, index, data);
+            return match gpu.spec.driver {
+                DriverVariant::Proprietary => current_type_store(gpu, index, data),
+                DriverVariant::Rfc => crate::nvidia_vgpu_rfc::current_type_store(gpu, index, data),
+            };
         }
         let vf = gpu.vfs.get_mut(index).ok_or(Errno::ENODEV)?;
         match attr {

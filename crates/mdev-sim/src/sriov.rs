@@ -44,6 +44,9 @@ pub struct GpuSpec {
     /// Whether VFs get `vfio-dev/vfioN/` (`CONFIG_VFIO_DEVICE_CDEV`).
     #[serde(default = "yes")]
     pub vfio_cdev: bool,
+    /// Which driver's behaviour the VFs' `nvidia/` files follow.
+    #[serde(default)]
+    pub driver: DriverVariant,
     /// Supported vGPU types in the driver's order (the order `creatable_vgpu_types` lists them).
     pub types: Vec<VgpuTypeSpec>,
 }
@@ -56,6 +59,16 @@ fn one() -> u16 {
 }
 fn yes() -> bool {
     true
+}
+
+/// NVIDIA's proprietary host driver (default), or the upstream RFC variant driver, which
+/// keeps the file names but lists and refuses differently (spec §3 and §4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverVariant {
+    #[default]
+    Proprietary,
+    Rfc,
 }
 
 /// One supported vGPU type.

@@ -387,3 +387,47 @@ fn nvidia_vf_sriov_disable_enable_wipes() {
         listing(&[(1150, "NVIDIA L40S-4Q")])
     );
 }
+
+#[test]
+fn nvidia_vf_rfc_variant_lists_and_refuses_differently() {
+    let mut profile = mdev_sim::Profile::builtin("l40s").unwrap();
+    profile.pci_gpus[0].driver = mdev_sim::DriverVariant::Rfc;
+    let Some(f) = mount_profile("vf-rfc", profile) else {
+        return;
+    };
+    // Idle: the header and every type, as the proprietary driver.
+    assert_eq!(
+        f.read(&nv(0, "creatable_vgpu_types"))
+            .unwrap()
+            .lines()
+            .count(),
+        24
+    );
+    // `0` on an empty VF is a silent success; junk is still EINVAL, 0x too.
+    f.write(&nv(0, "current_vgpu_type"), b"0").unwrap();
+    assert_eq!(f.write(&nv(0, "current_vgpu_type"), b"0x47e"), Err(EINVAL));
+    assert_eq!(f.write(&nv(0, "current_vgpu_type"), b"9999"), Err(ENODEV));
+    f.write(&nv(0, "current_vgpu_type"), b"1153").unwrap(); // 12Q: 4 fit
+                                                            // Then only the GPU's type, without the header; nothing on the configured VF.
+    assert_eq!(
+        f.read(&nv(1, "creatable_vgpu_types")).unwrap(),
+        "1153  : NVIDIA L40S-12Q\n"
+    );
+    assert_eq!(f.read(&nv(0, "creatable_vgpu_types")).unwrap(), "");
+    // Another type than the GPU's, even of the same size: EINVAL.
+    assert_eq!(f.write(&nv(1, "current_vgpu_type"), b"1163"), Err(EINVAL));
+    for n in 1..4 {
+        f.write(&nv(n, "current_vgpu_type"), b"1153").unwrap();
+    }
+    assert_eq!(f.read(&nv(4, "creatable_vgpu_types")).unwrap(), "");
+    assert_eq!(f.write(&nv(4, "current_vgpu_type"), b"1153"), Err(ENOSPC));
+    // Any write while the VFIO device is open: EBUSY.
+    f.sim().control("vf-open 0000:3d:00.4 on").unwrap();
+    assert_eq!(f.write(&nv(0, "current_vgpu_type"), b"0"), Err(EBUSY));
+    f.sim().control("vf-open 0000:3d:00.4 off").unwrap();
+    f.write(&nv(0, "current_vgpu_type"), b"0").unwrap();
+    assert_eq!(
+        f.read(&nv(0, "creatable_vgpu_types")).unwrap(),
+        "1153  : NVIDIA L40S-12Q\n"
+    );
+}

@@ -293,7 +293,8 @@ fn nvidia_vf_vf_held_by_a_vm_is_never_touched() {
     env.sim().control("vf-open 0000:3d:00.4 linger").unwrap();
     assert_eq!(
         message(nvidia_vf::remove(&env.host, addr("0000:3d:00.4"))),
-        "0000:3d:00.4: the VM stopped but nvidia-vgpu-mgr's plugin has not exited yet; retry in a few seconds"
+        "0000:3d:00.4 is busy: its VM has just stopped and nvidia-vgpu-mgr's plugin has not \
+         exited yet, or a VM mdevkit cannot see has it open; retry in a few seconds"
     );
     env.sim().control("vf-open 0000:3d:00.4 off").unwrap();
     nvidia_vf::remove(&env.host, addr("0000:3d:00.4")).unwrap();
@@ -340,4 +341,42 @@ fn nvidia_vf_listing_text_and_json_bytes() {
     let gpus = nvidia_vf::discover(&env.host).unwrap();
     golden("nvidia_vf_list.txt", &listing::text(&gpus));
     golden("nvidia_vf_list.json", &listing::json(&gpus));
+}
+
+#[test]
+fn nvidia_vf_rfc_driver_lists_and_errnos_are_understood() {
+    let mut profile = Profile::builtin("l40s").unwrap();
+    profile.pci_gpus[0].driver = mdev_sim::DriverVariant::Rfc;
+    let Some(env) = Env::new("vf-rfc", profile) else {
+        return;
+    };
+    env.create(PF, "NVIDIA L40S-12Q", None).unwrap();
+    // The free VFs now list one line without a header: still parsed.
+    assert_eq!(
+        env.create(PF, "L40S-12Q", None).unwrap(),
+        "0000:3d:00.5 1153 NVIDIA L40S-12Q"
+    );
+    assert_eq!(
+        message(env.create(PF, "L40S-12A", None)),
+        "type 'L40S-12A' is not creatable on 0000:3d:00.0 now; creatable now: 1153 (NVIDIA L40S-12Q); \
+         the GPU hosts 0000:3d:00.4 (1153 NVIDIA L40S-12Q), 0000:3d:00.5 (1153 NVIDIA L40S-12Q)"
+    );
+    // ENOSPC from the write (a sibling took the room meanwhile) is a full GPU.
+    env.sim()
+        .control("fail-write bus/pci/devices/0000:3d:00.6/nvidia/current_vgpu_type ENOSPC")
+        .unwrap();
+    assert!(message(env.create(PF, "1153", None)).starts_with("0000:3d:00.0 is full: "));
+    env.create(PF, "1153", None).unwrap();
+    env.create(PF, "1153", None).unwrap();
+    // Full: every list is empty, so the names of the types in use are unknown.
+    assert_eq!(
+        message(env.create(PF, "1153", None)),
+        "0000:3d:00.0 is full: every VF has a vGPU or the framebuffer is taken; it holds \
+         0000:3d:00.4 (1153), 0000:3d:00.5 (1153), 0000:3d:00.6 (1153), 0000:3d:00.7 (1153)"
+    );
+    // EBUSY while open, then the removal goes through.
+    env.sim().control("vf-open 0000:3d:00.4 on").unwrap();
+    assert!(message(nvidia_vf::remove(&env.host, addr("0000:3d:00.4"))).contains("is busy"));
+    env.sim().control("vf-open 0000:3d:00.4 off").unwrap();
+    nvidia_vf::remove(&env.host, addr("0000:3d:00.4")).unwrap();
 }

@@ -70,8 +70,8 @@ pub enum VgpuError {
     VfHasVgpu { vf: PciAddress, current: VgpuTypeId },
     #[error("{vf} is in use by a VM (its VFIO device is open): stop the VM first")]
     VfHeld { vf: PciAddress },
-    #[error("{vf}: the VM stopped but nvidia-vgpu-mgr's plugin has not exited yet; retry in a few seconds")]
-    PluginExiting { vf: PciAddress },
+    #[error("{vf} is busy: its VM has just stopped and nvidia-vgpu-mgr's plugin has not exited yet, or a VM mdevkit cannot see has it open; retry in a few seconds")]
+    Busy { vf: PciAddress },
     #[error("{pf} has no vGPU types yet (creatable_vgpu_types lists none on an idle GPU): is nvidia-vgpud running? Restarting it may help")]
     TypesNotPublished { pf: PciAddress },
     #[error("{pf} is full: every VF has a vGPU or the framebuffer is taken; it holds {}", holder_list(.holders))]
@@ -87,10 +87,11 @@ pub enum VgpuError {
         creatable: Vec<VgpuType>,
         hosted: Vec<Holder>,
     },
-    #[error("the driver refused type {type_id} on {vf} (EIO; `dmesg | grep NVRM` has its reason); creatable there now: {}", types(.creatable))]
+    #[error("the driver refused type {type_id} on {vf} ({errno}; `dmesg | grep NVRM` has its reason); creatable there now: {}", types(.creatable))]
     DriverRefused {
         vf: PciAddress,
         type_id: VgpuTypeId,
+        errno: &'static str,
         creatable: Vec<VgpuType>,
     },
     #[error("writing '{value}' to {} failed", path.display())]

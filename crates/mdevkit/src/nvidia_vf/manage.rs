@@ -128,12 +128,23 @@ pub fn create(
         .join("nvidia/current_vgpu_type");
     let value = chosen.id.to_string();
     if let Err(source) = host.write_sysfs(&path, value.as_bytes()) {
+        let refused = |errno| VgpuError::DriverRefused {
+            vf: target.address,
+            type_id: chosen.id,
+            errno,
+            creatable: creatable_on(host, target.address).unwrap_or_default(),
+        };
+        // The proprietary driver answers EIO for every refusal; the upstream RFC driver
+        // ENODEV (unknown type), EINVAL (not the GPU's type), ENOSPC (no room), EBUSY (open).
         return Err(match errno_of(&source) {
-            Some(Errno::IO) => VgpuError::DriverRefused {
-                vf: target.address,
-                type_id: chosen.id,
-                creatable: creatable_on(host, target.address).unwrap_or_default(),
+            Some(Errno::IO) => refused("EIO"),
+            Some(Errno::NODEV) => refused("ENODEV"),
+            Some(Errno::INVAL) => refused("EINVAL"),
+            Some(Errno::NOSPC) => VgpuError::GpuFull {
+                pf,
+                holders: gpu_holders(host, pf),
             },
+            Some(Errno::BUSY) => VgpuError::Busy { vf: target.address },
             Some(Errno::PERM) => match current_type(host, target.address)? {
                 Some(current) => VgpuError::VfHasVgpu {
                     vf: target.address,
@@ -163,6 +174,11 @@ pub fn create(
             read: other.map_or_else(|| "0".to_owned(), |id| id.to_string()),
         }),
     }
+}
+
+/// The vGPUs of `pf` as they are now (after a refusal changed what we knew).
+fn gpu_holders(host: &Host, pf: PciAddress) -> Vec<super::error::Holder> {
+    gpu(host, pf).map(|g| g.holders()).unwrap_or_default()
 }
 
 /// Why `wanted` is not in a free VF's list: nothing published yet, the GPU full, or a type
@@ -209,7 +225,7 @@ pub fn remove(host: &Host, vf: PciAddress) -> Result<Removed, VgpuError> {
                 None => Ok(Removed::Destroyed(current)),
                 Some(_) => Err(VgpuError::VfHeld { vf }),
             },
-            Some(Errno::BUSY) => Err(VgpuError::PluginExiting { vf }),
+            Some(Errno::BUSY) => Err(VgpuError::Busy { vf }),
             _ => Err(VgpuError::Write {
                 path,
                 value: "0".to_owned(),
