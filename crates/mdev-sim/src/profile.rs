@@ -359,7 +359,7 @@ fn check_name(name: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_dir(dir: &str) -> Result<(), String> {
+pub(crate) fn check_dir(dir: &str) -> Result<(), String> {
     if dir.starts_with('/') || dir.is_empty() {
         return Err(format!("dir '{dir}' must be relative to the sysfs root"));
     }

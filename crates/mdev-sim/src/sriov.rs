@@ -96,7 +96,13 @@ pub fn validate(gpus: &[GpuSpec]) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for gpu in gpus {
         let rid = routing_id(&gpu.address)
-            .ok_or_else(|| format!("'{}' is not a PCI address like 0000:3d:00.0", gpu.address))?;
+            .filter(|_| gpu.address == gpu.address.to_ascii_lowercase())
+            .ok_or_else(|| {
+                format!(
+                    "'{}' is not a lower-case PCI address like 0000:3d:00.0",
+                    gpu.address
+                )
+            })?;
         if !seen.insert(gpu.address.clone()) {
             return Err(format!("GPU '{}' is listed twice", gpu.address));
         }
@@ -106,16 +112,16 @@ pub fn validate(gpus: &[GpuSpec]) -> Result<(), String> {
                 gpu.address
             ));
         }
-        let last = u32::from(gpu.vf_offset)
-            + u32::from(gpu.vf_stride) * u32::from(gpu.total_vfs.saturating_sub(1));
-        if rid.1 + last > 0xffff || gpu.vf_stride == 0 {
+        let last = u32::from(gpu.vf_stride)
+            .checked_mul(u32::from(gpu.total_vfs.saturating_sub(1)))
+            .and_then(|n| n.checked_add(u32::from(gpu.vf_offset)))
+            .and_then(|n| n.checked_add(rid.1));
+        if last.is_none_or(|last| last > 0xffff) || gpu.vf_stride == 0 {
             return Err(format!("GPU '{}': VF addresses overflow", gpu.address));
         }
-        if gpu.framebuffer_mib == 0 || gpu.dir.is_empty() || gpu.dir.starts_with('/') {
-            return Err(format!(
-                "GPU '{}' needs a framebuffer and a relative dir",
-                gpu.address
-            ));
+        crate::profile::check_dir(&gpu.dir)?;
+        if gpu.framebuffer_mib == 0 {
+            return Err(format!("GPU '{}' needs a framebuffer", gpu.address));
         }
         let mut ids = std::collections::HashSet::new();
         for ty in &gpu.types {
@@ -180,5 +186,27 @@ mod tests {
         assert_eq!(vf_address(&spec, 0), "0000:3d:00.4");
         assert_eq!(vf_address(&spec, 4), "0000:3d:01.0");
         assert_eq!(vf_address(&spec, 31), "0000:3d:04.3");
+    }
+
+    #[test]
+    fn bad_gpu_specs_are_refused() {
+        let base = r#"{"address":"0000:3d:00.0","dir":"devices/pci0000:3d","device_id":"0x26b9",
+            "class":"0x030200","total_vfs":32,"framebuffer_mib":49152,"iommu_group":40,
+            "types":[{"id":1150,"name":"NVIDIA L40S-4Q","framebuffer_mib":4096}]}"#;
+        let spec: GpuSpec = serde_json::from_str(base).unwrap();
+        assert_eq!(validate(std::slice::from_ref(&spec)), Ok(()));
+        let bad = |edit: &dyn Fn(&mut GpuSpec)| {
+            let mut s = spec.clone();
+            edit(&mut s);
+            validate(&[s]).unwrap_err()
+        };
+        assert!(bad(&|s| s.address = "0000:3D:00.0".into()).contains("lower-case"));
+        assert!(bad(&|s| s.enabled_vfs = 3).contains("enabled_vfs"));
+        assert!(bad(&|s| s.dir = "../x".into()).contains("dir"));
+        assert!(bad(&|s| s.address = "0000:ff:1f.7".into()).contains("overflow"));
+        assert!(bad(&|s| s.types.push(s.types[0].clone())).contains("repeated"));
+        assert!(validate(&[spec.clone(), spec])
+            .unwrap_err()
+            .contains("twice"));
     }
 }
