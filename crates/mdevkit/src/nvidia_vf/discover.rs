@@ -101,6 +101,23 @@ fn read_text(host: &Host, path: &Path) -> Result<String, VgpuError> {
         })
 }
 
+/// Reads a VF's `current_vgpu_type`: `None` for `0`; anything but a number is an error,
+/// never taken for a free VF.
+pub(crate) fn current_type(host: &Host, vf: PciAddress) -> Result<Option<VgpuTypeId>, VgpuError> {
+    let path = host.pci_device_dir(&vf).join("nvidia/current_vgpu_type");
+    let text = read_text(host, &path)?;
+    if text == "0" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| VgpuError::Read {
+        path,
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("'{text}' is not a type id"),
+        ),
+    })
+}
+
 /// The PCI address a link such as `virtfn0 -> ../0000:3d:00.4` points at.
 fn link_address(host: &Host, link: &Path) -> Option<PciAddress> {
     let target = host.read_link(link).ok()?;
@@ -203,11 +220,10 @@ fn load(host: &Host, pf: PciAddress, holders: &VfioHolders) -> Result<Gpu, VgpuE
             continue;
         };
         let vdir = host.pci_device_dir(&address);
-        let current_path = vdir.join("nvidia/current_vgpu_type");
-        if !host.is_file(&current_path) {
+        if !host.is_file(&vdir.join("nvidia/current_vgpu_type")) {
             continue;
         }
-        let current = read_text(host, &current_path)?.parse::<VgpuTypeId>().ok();
+        let current = current_type(host, address)?;
         let creatable = match current {
             None => {
                 let text = read_text(host, &vdir.join("nvidia/creatable_vgpu_types"))?;

@@ -7,7 +7,7 @@ use std::io;
 use rustix::io::Errno;
 
 use super::catalogue::{parse_creatable, VgpuType};
-use super::discover::{gpu, owner_of, Gpu, Vf, VfioHolders};
+use super::discover::{current_type, gpu, owner_of, Gpu, Vf, VfioHolders};
 use super::error::VgpuError;
 use super::names::{PciAddress, TypeSelector, VgpuTypeId};
 use crate::host::Host;
@@ -30,28 +30,6 @@ pub enum Removed {
 
 fn errno_of(e: &io::Error) -> Option<Errno> {
     Errno::from_io_error(e)
-}
-
-/// Reads `current_vgpu_type`: `None` for `0`.
-fn current_type(host: &Host, vf: PciAddress) -> Result<Option<VgpuTypeId>, VgpuError> {
-    let path = host.pci_device_dir(&vf).join("nvidia/current_vgpu_type");
-    let text = host
-        .read_bounded(&path, 4096)
-        .map_err(|source| VgpuError::Read {
-            path: path.clone(),
-            source,
-        })?;
-    let text = String::from_utf8_lossy(&text).trim().to_owned();
-    if text == "0" {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| VgpuError::Read {
-        path,
-        source: io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("'{text}' is not a type id"),
-        ),
-    })
 }
 
 fn creatable_on(host: &Host, vf: PciAddress) -> Result<Vec<VgpuType>, VgpuError> {
