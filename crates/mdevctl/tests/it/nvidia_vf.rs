@@ -33,6 +33,7 @@ impl Env {
         let root =
             std::env::temp_dir().join(format!("mdevkit-vf-{}-{test}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
+        mdev_sim::prepare_env_root(&root).unwrap();
         std::fs::create_dir_all(root.join("proc")).unwrap();
         let sim = Sim::mount(&root.join("sys"), profile).unwrap();
         let host = Host::new(Roots::under(&root));
@@ -379,4 +380,32 @@ fn nvidia_vf_rfc_driver_lists_and_errnos_are_understood() {
     assert!(message(nvidia_vf::remove(&env.host, addr("0000:3d:00.4"))).contains("is busy"));
     env.sim().control("vf-open 0000:3d:00.4 off").unwrap();
     nvidia_vf::remove(&env.host, addr("0000:3d:00.4")).unwrap();
+}
+
+#[test]
+fn nvidia_vf_mdevctl_stays_mdev_only() {
+    let Some(env) = Env::l40s("vf-mdevctl") else {
+        return;
+    };
+    env.create(PF, "1150", None).unwrap();
+    // mdevctl sees no parent and no device on a vendor-VFIO host: empty output, success.
+    for args in [
+        &["types"][..],
+        &["list"],
+        &["list", "--defined"],
+        &["types", "--dumpjson"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mdevctl"))
+            .args(args)
+            .env("MDEVCTL_ENV_ROOT", &env.root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.trim().is_empty() || stdout.trim() == "[]",
+            "{args:?}: {stdout}"
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: {out:?}");
+    }
 }
