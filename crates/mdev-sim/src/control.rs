@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::kernel::{ControlError, Kernel};
+use crate::nvidia_vf::Hold;
 use crate::parse::Errno;
 
 /// What reading `mdev-sim/control` shows.
@@ -13,8 +14,12 @@ publish-types NAME                make mdev_supported_types appear (runs the hoo
 remove-parent NAME                unregister a parent; its mdevs vanish with it
 busy UUID [on|off]                a busy mdev refuses remove with EBUSY
 fail PATH ERRNO                   the next read or write of PATH (which may not exist yet) fails with ERRNO (name or number)
+fail-write PATH ERRNO             the same for the next write only (reads of PATH pass)
 slow PATH MILLIS                  each write to PATH takes MILLIS ms (0 clears)
 short PATH BYTES                  the next write to PATH takes only its first BYTES bytes (a short write)
+vf-open VF [on|off|linger]        a VM opens the VF's VFIO device (off: closed; linger: closed, plugin still exiting)
+vgpud PF                          nvidia-vgpud publishes the GPU's vGPU types (creatable_vgpu_types was header-only)
+mixed-size PF on|off              nvidia-smi vgpu -shm: mixed-size vGPUs (refused while the GPU hosts any)
 clear-faults                      forget every fail/slow/short rule
 hook [ARGV...]                    run ARGV when a parent registers ({parent} is replaced, else appended); no ARGV clears
 ";
@@ -54,6 +59,13 @@ fn apply_words(host: &mut Kernel, words: &[&str]) -> Result<(), ControlError> {
             Ok(())
         }
         ["fail", ..] => Err(usage("fail PATH ERRNO")),
+        ["fail-write", path, errno] => {
+            let errno = Errno::parse(errno)
+                .ok_or_else(|| ControlError::Usage(format!("unknown errno '{errno}'")))?;
+            host.inject_write_failure(path, errno);
+            Ok(())
+        }
+        ["fail-write", ..] => Err(usage("fail-write PATH ERRNO")),
         ["slow", path, millis] => {
             let ms: u64 = millis
                 .parse()
@@ -70,6 +82,15 @@ fn apply_words(host: &mut Kernel, words: &[&str]) -> Result<(), ControlError> {
             Ok(())
         }
         ["short", ..] => Err(usage("short PATH BYTES")),
+        ["vf-open", vf] | ["vf-open", vf, "on"] => host.set_vf_hold(vf, Hold::Open),
+        ["vf-open", vf, "off"] => host.set_vf_hold(vf, Hold::Free),
+        ["vf-open", vf, "linger"] => host.set_vf_hold(vf, Hold::Lingering),
+        ["vf-open", ..] => Err(usage("vf-open VF [on|off|linger]")),
+        ["vgpud", pf] => host.publish_vgpu_types(pf),
+        ["vgpud", ..] => Err(usage("vgpud PF")),
+        ["mixed-size", pf, "on"] => host.set_mixed_size(pf, true),
+        ["mixed-size", pf, "off"] => host.set_mixed_size(pf, false),
+        ["mixed-size", ..] => Err(usage("mixed-size PF on|off")),
         ["clear-faults"] => {
             host.clear_faults();
             Ok(())

@@ -37,6 +37,7 @@ impl Kernel {
                 crate::ap::show(attr, m)
             }
             Role::ApMask { domains } => self.ap_mask_show(domains).ok_or(Errno::ENODEV)?,
+            Role::NvidiaVf(file) => self.vf_show(&file)?,
             Role::Control => crate::control::HELP.to_string(),
             Role::LastError => {
                 if self.last_error.is_empty() {
@@ -67,7 +68,7 @@ impl Kernel {
     /// of bytes it took, which is less than offered only under a `short` rule.
     pub fn write_file(&mut self, ino: Ino, data: &[u8]) -> Result<usize, Errno> {
         let role = self.role_of(ino)?;
-        if let Some(errno) = self.take_fault(ino) {
+        if let Some(errno) = self.take_fault(ino).or_else(|| self.take_write_fault(ino)) {
             return Err(errno);
         }
         // A store function that consumes only part of the buffer: it acts on those bytes, and
@@ -94,6 +95,7 @@ impl Kernel {
             }
             Role::Ap { uuid, attr } => self.ap_store(&uuid, attr, data),
             Role::ApMask { domains } => self.ap_mask_store(domains, data),
+            Role::NvidiaVf(file) => self.vf_store(&file, data),
             Role::Control => {
                 let text = String::from_utf8_lossy(data).into_owned();
                 match crate::control::apply(self, &text) {

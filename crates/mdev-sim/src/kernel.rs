@@ -65,8 +65,12 @@ pub struct Kernel {
     parents: BTreeMap<String, ParentState>,
     devices: BTreeMap<Uuid, Device>,
     ap: Option<ApBus>,
+    /// SR-IOV GPUs on NVIDIA's vendor-specific VFIO path, by PF address.
+    pub(crate) gpus: crate::nvidia_vf::Gpus,
     busy: HashSet<Uuid>,
     faults: HashMap<String, Errno>,
+    /// Like `faults`, for the next write only (reads pass).
+    write_faults: HashMap<String, Errno>,
     slow: HashMap<String, Duration>,
     short: HashMap<String, usize>,
     /// Parents that registered their types and whose hook has not been started yet.
@@ -106,8 +110,10 @@ impl Kernel {
             parents: BTreeMap::new(),
             devices: BTreeMap::new(),
             ap,
+            gpus: BTreeMap::new(),
             busy: HashSet::new(),
             faults: HashMap::new(),
+            write_faults: HashMap::new(),
             slow: HashMap::new(),
             short: HashMap::new(),
             registered: Vec::new(),
@@ -136,6 +142,7 @@ impl Kernel {
             // Cannot fail: the names come from the catalogue and nothing is present yet.
             let _ = host.add_parent(&name, publish);
         }
+        host.add_gpus(&profile.pci_gpus);
         // Start-up registrations are not hot-plug events: no hook runs for them.
         host.registered.clear();
         host
@@ -279,6 +286,12 @@ impl Kernel {
             .insert(path.trim_matches('/').to_string(), errno);
     }
 
+    /// The next write of `path` (root-relative) fails with `errno`, once; reads are unaffected.
+    pub fn inject_write_failure(&mut self, path: &str, errno: Errno) {
+        self.write_faults
+            .insert(path.trim_matches('/').to_string(), errno);
+    }
+
     /// Each write to `path` takes at least `delay` (zero clears it).
     pub fn slow_writes(&mut self, path: &str, delay: Duration) {
         let path = path.trim_matches('/').to_string();
@@ -296,6 +309,7 @@ impl Kernel {
 
     pub fn clear_faults(&mut self) {
         self.faults.clear();
+        self.write_faults.clear();
         self.slow.clear();
         self.short.clear();
     }
@@ -315,6 +329,11 @@ impl Kernel {
     pub(crate) fn take_fault(&mut self, ino: Ino) -> Option<Errno> {
         let path = self.rule_for(&self.faults, ino)?.0.clone();
         self.faults.remove(&path)
+    }
+
+    pub(crate) fn take_write_fault(&mut self, ino: Ino) -> Option<Errno> {
+        let path = self.rule_for(&self.write_faults, ino)?.0.clone();
+        self.write_faults.remove(&path)
     }
 
     pub(crate) fn take_short_write(&mut self, ino: Ino) -> Option<usize> {
@@ -409,7 +428,13 @@ impl Kernel {
         );
         self.tree.put_link(&format!("{ddir}/subsystem"), "bus/mdev");
         let group = (0..)
-            .find(|g| !self.devices.values().any(|d| d.group == *g))
+            .find(|g| {
+                !self.devices.values().any(|d| d.group == *g)
+                    && self
+                        .tree
+                        .resolve(&format!("kernel/iommu_groups/{g}"))
+                        .is_none()
+            })
             .unwrap_or(u32::MAX);
         let gdir = format!("kernel/iommu_groups/{group}");
         self.tree.put_link(&format!("{ddir}/iommu_group"), &gdir);

@@ -13,9 +13,12 @@ mod hooks;
 mod io;
 mod kernel;
 mod mount;
+mod nvidia_vf;
+mod nvidia_vgpu_rfc;
 mod parse;
 mod plain;
 mod profile;
+mod sriov;
 mod tree;
 
 pub use control::HELP as CONTROL_HELP;
@@ -27,3 +30,4 @@ pub use mount::{
 pub use parse::Errno;
 pub use plain::{write_plain_tree, PlainError};
 pub use profile::{Profile, ProfileError};
+pub use sriov::{DriverVariant, GpuSpec, VgpuTypeSpec};

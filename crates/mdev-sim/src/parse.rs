@@ -44,6 +44,9 @@ impl Errno {
     pub const EADDRNOTAVAIL: Errno = Errno(libc::EADDRNOTAVAIL);
     pub const ENOTDIR: Errno = Errno(libc::ENOTDIR);
     pub const EISDIR: Errno = Errno(libc::EISDIR);
+    pub const EIO: Errno = Errno(libc::EIO);
+    pub const ENXIO: Errno = Errno(libc::ENXIO);
+    pub const E2BIG: Errno = Errno(libc::E2BIG);
 
     /// Parses `EBUSY`, `ebusy` or a plain number such as `16`.
     pub fn parse(text: &str) -> Option<Errno> {

@@ -17,6 +17,8 @@ const BUILTINS: &[(&str, &str)] = &[
     ("nvidia", include_str!("../profiles/nvidia.json")),
     ("vfio-ap", include_str!("../profiles/vfio-ap.json")),
     ("vfio-ccw", include_str!("../profiles/vfio-ccw.json")),
+    ("l40s", include_str!("../profiles/l40s.json")),
+    ("h100", include_str!("../profiles/h100.json")),
 ];
 
 /// Why a profile could not be loaded.
@@ -50,6 +52,9 @@ pub struct Profile {
     /// The AP bus (`bus/ap/apmask`, `aqmask`), needed by `vfio_ap` parents.
     #[serde(default)]
     pub ap_bus: Option<ApBusSpec>,
+    /// SR-IOV GPUs on NVIDIA's vendor-specific VFIO path (no mdev; see `nvidia_vf`).
+    #[serde(default)]
+    pub pci_gpus: Vec<crate::sriov::GpuSpec>,
 }
 
 /// One parent device, or a numbered run of identical ones (`count`).
@@ -328,6 +333,7 @@ impl Profile {
                 }
             }
         }
+        crate::sriov::validate(&self.pci_gpus)?;
         if let Some(ap) = &self.ap_bus {
             crate::ap::Mask::parse_absolute(&ap.apmask)
                 .map_err(|_| format!("ap_bus.apmask '{}' is not a 0x… mask", ap.apmask))?;
@@ -353,7 +359,7 @@ fn check_name(name: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_dir(dir: &str) -> Result<(), String> {
+pub(crate) fn check_dir(dir: &str) -> Result<(), String> {
     if dir.starts_with('/') || dir.is_empty() {
         return Err(format!("dir '{dir}' must be relative to the sysfs root"));
     }

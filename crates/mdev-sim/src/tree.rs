@@ -34,6 +34,8 @@ pub enum Role {
     ApMask {
         domains: bool,
     },
+    /// A file of NVIDIA's vendor-specific VFIO tree (`sriov_numvfs`, a VF's `nvidia/`).
+    NvidiaVf(crate::nvidia_vf::VfFile),
     /// `mdev-sim/control`: line commands.
     Control,
     /// `mdev-sim/last_error`: why the last control command failed.

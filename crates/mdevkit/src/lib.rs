@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod names;
+pub mod nvidia_vf;
 pub mod ops;
 pub mod render;
 pub mod store;

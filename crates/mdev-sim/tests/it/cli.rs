@@ -66,7 +66,7 @@ fn profiles_are_listed() {
     assert!(out.status.success());
     let t = text(&out);
     for name in [
-        "demo", "mtty", "mdpy", "mbochs", "i915", "nvidia", "vfio-ap", "vfio-ccw",
+        "demo", "mtty", "mdpy", "mbochs", "i915", "nvidia", "vfio-ap", "vfio-ccw", "l40s", "h100",
     ] {
         assert!(
             t.lines().any(|l| l.starts_with(name)),

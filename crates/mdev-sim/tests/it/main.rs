@@ -5,5 +5,6 @@ mod common;
 mod control;
 mod core;
 mod kernel_record;
+mod nvidia_vf;
 mod profiles;
 mod vendors;

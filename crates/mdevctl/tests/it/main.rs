@@ -17,6 +17,7 @@ mod list;
 mod list_callouts;
 mod modify;
 mod modify_live;
+mod nvidia_vf;
 mod sim_e2e;
 mod sim_short_write;
 mod start_stop;

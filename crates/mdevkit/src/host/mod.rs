@@ -37,6 +37,8 @@ pub struct Roots {
     pub legacy_scripts: PathBuf,
     /// The inter-process lock file; outside `config` because clients watch that with inotify.
     pub lock_file: PathBuf,
+    /// Stands for `/proc` (which processes hold VFIO devices open).
+    pub proc: PathBuf,
 }
 
 impl Roots {
@@ -49,6 +51,7 @@ impl Roots {
             config,
             scripts: root.join("usr/lib/mdevctl/scripts.d"),
             lock_file: root.join("run/lock/mdevctl.lock"),
+            proc: root.join("proc"),
         }
     }
 
@@ -141,6 +144,15 @@ impl Host {
 
     pub fn device_dir(&self, uuid: &Uuid) -> PathBuf {
         self.mdev_devices_dir().join(uuid.hyphenated())
+    }
+
+    /// `/sys/bus/pci/devices`: one symlink per PCI function.
+    pub fn pci_devices_dir(&self) -> PathBuf {
+        self.roots.sysfs.join("bus/pci/devices")
+    }
+
+    pub fn pci_device_dir(&self, addr: &crate::nvidia_vf::PciAddress) -> PathBuf {
+        self.pci_devices_dir().join(addr.to_string())
     }
 
     // ---- definition paths --------------------------------------------------------------
