@@ -3,6 +3,7 @@
 
 pub mod lock;
 pub mod process;
+pub mod uevent;
 
 use std::ffi::OsString;
 use std::fs;
