@@ -62,7 +62,12 @@ pub struct Target {
     #[command(flatten)]
     pub file: FileArg,
     /// The profile to apply [default: $MDEVKIT_PROFILE, else the file's default-profile]
-    #[arg(short = 'c', long = "profile", value_name = "PROFILE", env = "MDEVKIT_PROFILE")]
+    #[arg(
+        short = 'c',
+        long = "profile",
+        value_name = "PROFILE",
+        env = "MDEVKIT_PROFILE"
+    )]
     pub profile: Option<String>,
 }
 

@@ -102,7 +102,10 @@ fn validate(env: &Env, f: &FileArg) -> anyhow::Result<Outcome> {
         .as_deref()
         .map(|d| format!(" (default {d})"))
         .unwrap_or_default();
-    emit(&format!("{origin}: valid; profiles: {}{default}\n", names.join(", ")))?;
+    emit(&format!(
+        "{origin}: valid; profiles: {}{default}\n",
+        names.join(", ")
+    ))?;
     Ok(Outcome::Done)
 }
 
@@ -195,4 +198,3 @@ fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
     ))?;
     Ok(Outcome::Done)
 }
-

@@ -15,7 +15,12 @@ impl Log for StderrLogger {
 
     fn log(&self, r: &Record<'_>) {
         if self.enabled(r.metadata()) {
-            let _ = writeln!(std::io::stderr().lock(), "mdevkit: {}: {}", r.level(), r.args());
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "mdevkit: {}: {}",
+                r.level(),
+                r.args()
+            );
         }
     }
 

@@ -82,7 +82,10 @@ impl Backend for MdevBackend<'_> {
 
     fn observe(&self, into: &mut Observed) {
         let host = &self.ctx.host;
-        let (types, skipped) = sysfs::supported::supported_types(host, None);
+        let (types, mut skipped) = sysfs::supported::supported_types(host, None);
+        // A parent whose `mdev_supported_types` is not there yet is not a problem here:
+        // it is observed with unknown types, which the plan reports (and `--wait` awaits).
+        skipped.retain(|s| host.exists(&s.path));
         ops::warn_skipped(&skipped);
         // A parent without `mdev_supported_types` is listed, with its types unknown.
         let names = host.read_dir(&host.mdev_bus_dir()).unwrap_or_default();

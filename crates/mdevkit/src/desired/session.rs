@@ -182,6 +182,15 @@ impl<'a> Session<'a> {
                             source: e,
                         });
                     }
+                    log::info!(
+                        "waiting up to {} for: {}",
+                        crate::error::seconds(left),
+                        e.problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
                     watcher
                         .wait(pause.min(left))
                         .map_err(DesiredError::Uevents)?;
