@@ -3,6 +3,7 @@
 //! `CI=true`, where it fails.
 
 mod common;
+mod crash;
 mod lifecycle;
 mod refusals;
 mod waiting;
