@@ -48,12 +48,21 @@ fn an_apply_killed_midway_converges_on_the_next_apply() {
     apply.kill().unwrap();
     apply.wait().unwrap();
     // Release the orphaned callout, and take it away.
-    drop(std::fs::OpenOptions::new().write(true).open(&block).unwrap());
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&block)
+            .unwrap(),
+    );
     std::fs::remove_file(&script).unwrap();
     assert_eq!(env.defined().len(), 3, "all defines come before the starts");
     assert!(env.active().is_empty());
     let out = env.ok(&["apply", "-f", &f, "-c", "p"]);
-    assert_eq!(out.lines().filter(|l| l.starts_with('>')).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('>')).count(),
+        3,
+        "{out}"
+    );
     assert_eq!(env.active().len(), 3);
     assert_eq!(
         env.ok(&["plan", "-f", &f, "-c", "p"]),
