@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use mdevkit::desired::file::DesiredFile;
-use mdevkit::desired::plan::{Plan, PlanOptions};
+use mdevkit::desired::plan::PlanOptions;
 use mdevkit::desired::render::{self, ExportFormat, ExportOptions};
-use mdevkit::desired::session::{self, Session, Source};
+use mdevkit::desired::session::{self, Planned, Session, Source};
 use mdevkit::desired::state::Paths;
 use mdevkit::ops::{Context, Settings};
 use mdevkit::{Host, Roots};
@@ -121,9 +121,9 @@ fn plan(env: &Env, a: &PlanArgs) -> anyhow::Result<Outcome> {
         prune: a.prune,
         no_start: a.no_start,
     };
-    let p = session.plan(&file, Some(name), options)?;
+    let Planned { plan: p, observed } = session.plan(&file, Some(name), options)?;
     emit(&match a.output {
-        PlanOutput::Text => render::plan_text(name, &p, &session.observe()),
+        PlanOutput::Text => render::plan_text(name, &p, &observed),
         PlanOutput::Json => render::plan_json(name, &p),
     })?;
     Ok(if p.is_empty() {
@@ -137,7 +137,9 @@ fn assert(env: &Env, t: &Target) -> anyhow::Result<Outcome> {
     let (_, file) = env.load(&t.file)?;
     let name = profile_name(&file, t)?;
     let session = Session::new(&env.ctx, &env.paths);
-    let p = session.plan(&file, Some(name), PlanOptions::default())?;
+    let p = session
+        .plan(&file, Some(name), PlanOptions::default())?
+        .plan;
     if p.is_empty() {
         emit(&format!("The host matches profile '{name}'.\n"))?;
         return Ok(Outcome::Done);
@@ -164,12 +166,16 @@ fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
         prune: a.prune,
         no_start: a.no_start,
     };
-    let p: Plan = match a.wait {
-        Some(w) => session.plan_waiting(&file, Some(name), options, w)?,
-        None => session.plan(&file, Some(name), options)?,
-    };
+    if let Some(w) = a.wait {
+        // Waits without the lock; the plan is made again under it below.
+        session.plan_waiting(&file, Some(name), options, w)?;
+    }
+    // Held from observing the host to the last state write: no mdevctl command or other
+    // apply changes anything in between. The operations' own locking is then a no-op.
+    let _held = env.ctx.hold_lock()?;
+    let Planned { plan: p, observed } = session.plan(&file, Some(name), options)?;
     if a.dry_run {
-        emit(&render::plan_text(name, &p, &session.observe()))?;
+        emit(&render::plan_text(name, &p, &observed))?;
         return Ok(Outcome::Done);
     }
     if p.is_empty() {

@@ -88,6 +88,13 @@ pub struct Applied {
     pub failed: Option<(Step, BackendError)>,
 }
 
+/// A plan and the host it was made against.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub observed: Observed,
+}
+
 /// The host, its backends and mdevkit's own files.
 #[derive(Debug)]
 pub struct Session<'a> {
@@ -144,19 +151,20 @@ impl<'a> Session<'a> {
         file: &DesiredFile,
         profile: Option<&str>,
         options: PlanOptions,
-    ) -> Result<Plan, DesiredError> {
+    ) -> Result<Planned, DesiredError> {
         let (name, entries) = file.profile(profile)?;
         let machine = self.machine_id()?;
         let owned = self.owned()?;
         let observed = self.observe();
-        Ok(plan::plan(&PlanInput {
+        let plan = plan::plan(&PlanInput {
             profile: name,
             entries,
             observed: &observed,
             owned: &owned,
             machine: &machine,
             options,
-        })?)
+        })?;
+        Ok(Planned { plan, observed })
     }
 
     /// Plans, and while only parents or types are missing, waits for a uevent (or the
@@ -167,7 +175,7 @@ impl<'a> Session<'a> {
         profile: Option<&str>,
         options: PlanOptions,
         wait: Duration,
-    ) -> Result<Plan, DesiredError> {
+    ) -> Result<Planned, DesiredError> {
         let start = Instant::now();
         // Subscribed before the first look, so that nothing announced meanwhile is missed.
         let watcher = UeventWatcher::open().map_err(DesiredError::Uevents)?;
@@ -208,7 +216,8 @@ impl<'a> Session<'a> {
 
     /// Runs the plan's steps in order, stopping at the first failure. The state file first
     /// records every device about to be created (so a crash leaves none orphaned), then
-    /// keeps only the owned devices that still exist.
+    /// keeps only the owned devices that still exist. The caller should hold the lock
+    /// ([`Context::hold_lock`]) from planning to here, so that nothing changes in between.
     pub fn apply(&self, plan: &Plan) -> Result<Applied, DesiredError> {
         let mut owned = self.owned()?;
         owned.extend(plan.wanted.iter().copied());
