@@ -22,6 +22,7 @@ Environment:
                     /etc/mdevkit/config.yaml, the state /var/lib/mdevkit/state.json,
                     /etc/machine-id, and mdevctl's own paths
   MDEVKIT_PROFILE   the profile when -c is not given
+  MDEVCTL_CALLOUT_TIMEOUT, MDEVCTL_LOCK_TIMEOUT  as for mdevctl (seconds, default 60)
   MDEVCTL_LOG       log filter: error, warn (default), info, debug, trace
 
 Exit status: 0 success (plan, assert: the host matches), 1 error (assert: the host

@@ -2,8 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use mdevkit::desired::file::DesiredFile;
 use mdevkit::desired::plan::PlanOptions;
 use mdevkit::desired::render::{self, ExportFormat, ExportOptions};
@@ -41,18 +42,38 @@ fn emit(out: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A number of seconds from the environment (mdevctl's tunables, honoured alike).
+fn seconds(var: &str, default: Duration) -> anyhow::Result<Duration> {
+    let Ok(v) = std::env::var(var) else {
+        return Ok(default);
+    };
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .with_context(|| format!("{var}='{v}' is not a number of seconds"))
+}
+
+fn settings() -> anyhow::Result<Settings> {
+    let d = Settings::default();
+    Ok(Settings {
+        callout_timeout: seconds("MDEVCTL_CALLOUT_TIMEOUT", d.callout_timeout)?,
+        lock_timeout: seconds("MDEVCTL_LOCK_TIMEOUT", d.lock_timeout)?,
+    })
+}
+
 struct Env {
     ctx: Context,
     paths: Paths,
 }
 
 impl Env {
-    fn new() -> Env {
+    fn new() -> anyhow::Result<Env> {
         let env = |k: &str| std::env::var_os(k);
-        Env {
-            ctx: Context::new(Host::new(Roots::from_env(env)), Settings::default()),
+        Ok(Env {
+            ctx: Context::new(Host::new(Roots::from_env(env)), settings()?),
             paths: Paths::from_env(env),
-        }
+        })
     }
 
     fn load(&self, f: &FileArg) -> anyhow::Result<(String, DesiredFile)> {
@@ -70,7 +91,7 @@ impl Env {
 }
 
 pub fn run(command: Command) -> anyhow::Result<Outcome> {
-    let env = Env::new();
+    let env = Env::new()?;
     match command {
         Command::Validate(f) => validate(&env, &f),
         Command::Plan(a) => plan(&env, &a),

@@ -127,3 +127,36 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     let f = env.file("bad.yaml", &gpu("{type: nvidia-99}"));
     assert_eq!(env.fails(&["plan", "-f", &f]).lines().count(), 1);
 }
+
+#[test]
+fn apply_takes_mdevctls_lock_before_looking_at_the_host() {
+    let Some(env) = Env::new("locked") else {
+        return;
+    };
+    let lock_path = env.path("run/lock/mdevctl.lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let f = env.file(
+        "f.yaml",
+        &format!("{GOOD_HEAD}    - parents: mtty\n      devices: [{{type: mtty-1}}]\n"),
+    );
+    let out = env
+        .command(&["apply", "-f", &f])
+        .env("MDEVCTL_LOCK_TIMEOUT", "0.2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Refused at the start, not at the first change or state write.
+    assert!(
+        err.starts_with("Error: timed out after 0.2s waiting for lock "),
+        "{err}"
+    );
+    assert!(env.defined().is_empty() && env.active().is_empty());
+    // Plans only read: they do not wait for the lock.
+    env.expect(2, &["plan", "-f", &f]);
+    drop(lock);
+    env.ok(&["apply", "-f", &f]);
+    assert_eq!(env.active().len(), 1);
+}
