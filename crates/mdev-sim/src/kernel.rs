@@ -178,6 +178,21 @@ impl Kernel {
             self.tree
                 .put_link(&format!("bus/{bus}/devices/{name}"), &dir);
         }
+        if let Some(ids) = &spec.pci_ids {
+            for (file, value) in [("vendor", &ids.vendor), ("device", &ids.device)] {
+                self.tree.put_file(
+                    &format!("{dir}/{file}"),
+                    0o444,
+                    Role::Static(format!("{value}\n")),
+                );
+            }
+        }
+        if let Some(driver) = &spec.bound_driver {
+            let bus = spec.bus.as_deref().unwrap_or("platform");
+            let drv = format!("bus/{bus}/drivers/{driver}");
+            self.tree.mkdir_p(&drv);
+            self.tree.put_link(&format!("{dir}/driver"), &drv);
+        }
         self.parents.insert(
             name.to_string(),
             ParentState {

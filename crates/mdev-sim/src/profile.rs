@@ -92,7 +92,22 @@ pub struct ParentSpec {
     /// The vendor's mdev driver: devices get `driver -> bus/mdev/drivers/<driver>`.
     #[serde(default)]
     pub driver: Option<String>,
+    /// The parent's own PCI ids: its `vendor` and `device` files (`0x10de`).
+    #[serde(default)]
+    pub pci_ids: Option<PciIds>,
+    /// The driver bound to the parent itself: `<parent>/driver -> bus/<bus>/drivers/<name>`
+    /// (`platform` when the parent has no bus).
+    #[serde(default)]
+    pub bound_driver: Option<String>,
     pub types: Vec<TypeSpec>,
+}
+
+/// A PCI parent's `vendor` and `device` files, as the kernel prints them (`0x10de`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PciIds {
+    pub vendor: String,
+    pub device: String,
 }
 
 fn yes() -> bool {
@@ -307,6 +322,9 @@ impl Profile {
                 check_name(bus, "bus name")?;
             }
             if let Some(driver) = &spec.driver {
+                check_name(driver, "driver name")?;
+            }
+            if let Some(driver) = &spec.bound_driver {
                 check_name(driver, "driver name")?;
             }
             if let Some(pool) = &spec.pool {

@@ -3,14 +3,18 @@
 //! Layout: [`names`] holds validated names; [`host`] is the only module that touches the
 //! OS; [`config`] and [`store`] own the definition files; [`sysfs`] reads and writes the
 //! kernel's mdev interface; [`render`] keeps output byte-exact; [`ops`] has one module per
-//! command.
+//! command. [`desired`] is `mdevkit`'s desired state, over the [`observed`] model that the
+//! [`backend`]s fill.
 
+pub mod backend;
 pub mod callouts;
 pub mod config;
+pub mod desired;
 pub mod error;
 pub mod host;
 pub mod names;
 pub mod nvidia_vf;
+pub mod observed;
 pub mod ops;
 pub mod render;
 pub mod store;

@@ -34,6 +34,11 @@ impl Uuid {
         Uuid(uuid::Uuid::new_v4())
     }
 
+    /// Wraps a UUID computed elsewhere (the stable UUIDs of counted devices).
+    pub(crate) fn from_uuid(u: uuid::Uuid) -> Self {
+        Uuid(u)
+    }
+
     /// The canonical text: lower-case, hyphenated.
     pub fn hyphenated(&self) -> String {
         self.0.hyphenated().to_string()

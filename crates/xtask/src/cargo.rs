@@ -1,5 +1,5 @@
 //! Running cargo from the tooling: where the workspace and its target directory are, and
-//! building the `mdevctl` binary.
+//! building the `mdevctl` and `mdevkit` binaries.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,22 +32,31 @@ pub fn target_dir() -> PathBuf {
 
 /// `cargo build -p mdevctl [--release]`; returns the path of the built binary.
 pub fn build_mdevctl(release: bool) -> Result<PathBuf> {
+    build_bin("mdevctl", "mdevctl", release)
+}
+
+/// `cargo build -p mdevkit-cli [--release]`: the `mdevkit` command.
+pub fn build_mdevkit(release: bool) -> Result<PathBuf> {
+    build_bin("mdevkit-cli", "mdevkit", release)
+}
+
+fn build_bin(package: &str, bin_name: &str, release: bool) -> Result<PathBuf> {
     // `cargo xtask` runs us through cargo, which tells us which cargo it is.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root()).args([
-        "build", "--quiet", "--locked", "-p", "mdevctl", "--bin", "mdevctl",
+        "build", "--quiet", "--locked", "-p", package, "--bin", bin_name,
     ]);
     if release {
         cmd.arg("--release");
     }
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
-        anyhow::bail!("cargo build of mdevctl failed ({status})");
+        anyhow::bail!("cargo build of {bin_name} failed ({status})");
     }
     let bin = target_dir()
         .join(if release { "release" } else { "debug" })
-        .join("mdevctl");
+        .join(bin_name);
     if !bin.is_file() {
         anyhow::bail!("cargo build succeeded but {} is missing", bin.display());
     }

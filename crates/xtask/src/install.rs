@@ -1,5 +1,6 @@
 //! `cargo xtask install`: the packagers' install layout (spec §3): binary, `lsmdev` link,
-//! man pages, completions, udev rule and the directories the binary expects. Idempotent.
+//! man pages, completions, udev rule and the directories the binary expects; the `mdevkit`
+//! command with its boot unit. Idempotent.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,21 @@ pub fn render_udev_rule(sbindir: &Path) -> Result<String> {
     Ok(UDEV_RULE_TEMPLATE.replace("@sbindir@", dir.trim_end_matches('/')))
 }
 
+/// The boot unit of `mdevkit apply`, with `@sbindir@` still in it.
+pub const APPLY_UNIT_TEMPLATE: &str = include_str!("../../../data/mdevkit-apply.service");
+
+/// The unit as installed: the template with the real directory of the binary.
+pub fn render_apply_unit(sbindir: &Path) -> Result<String> {
+    let dir = sbindir
+        .to_str()
+        .with_context(|| format!("sbindir {} is not UTF-8", sbindir.display()))?;
+    // An ExecStart path with spaces or specifiers would need quoting and escaping.
+    if dir.contains([' ', '%', '$', '\'', '"', '\\']) || !dir.starts_with('/') {
+        anyhow::bail!("sbindir {dir:?} must be an absolute path without quotes, spaces, % or $");
+    }
+    Ok(APPLY_UNIT_TEMPLATE.replace("@sbindir@", dir.trim_end_matches('/')))
+}
+
 /// Where things go, as absolute paths on the target system (before DESTDIR).
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -32,6 +48,8 @@ pub struct Layout {
     pub mandir: PathBuf,
     pub datadir: PathBuf,
     pub udevdir: PathBuf,
+    /// systemd's unit directory (fixed, like udev's: systemd looks only there).
+    pub unitdir: PathBuf,
 }
 
 impl Layout {
@@ -67,6 +85,7 @@ impl Layout {
             sbindir: sbindir.unwrap_or_else(|| prefix.join("sbin")),
             mandir: mandir.unwrap_or_else(|| datadir.join("man")),
             udevdir: udevdir.unwrap_or_else(|| PathBuf::from("/usr/lib/udev")),
+            unitdir: PathBuf::from("/usr/lib/systemd/system"),
             datadir,
             prefix,
         })
@@ -99,6 +118,18 @@ impl Layout {
 
     pub fn udev_rule(&self) -> PathBuf {
         self.udevdir.join("rules.d/60-mdevctl.rules")
+    }
+
+    pub fn apply_unit(&self) -> PathBuf {
+        self.unitdir.join("mdevkit-apply.service")
+    }
+
+    /// The directories `mdevkit` uses: its configuration and its state.
+    pub fn mdevkit_dirs() -> [PathBuf; 2] {
+        [
+            PathBuf::from("/etc/mdevkit"),
+            PathBuf::from("/var/lib/mdevkit"),
+        ]
     }
 }
 
@@ -138,6 +169,30 @@ pub fn install(layout: &Layout, binary: &Path) -> Result<Vec<PathBuf>> {
         done.push(dir);
     }
     Ok(done)
+}
+
+/// Installs the built `mdevkit` command, its boot unit (not enabled: that is the
+/// administrator's or the package's choice) and its directories.
+pub fn install_mdevkit(layout: &Layout, binary: &Path) -> Result<Vec<PathBuf>> {
+    let mut done = Vec::new();
+    let bin = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let path = layout.staged(&layout.sbindir).join("mdevkit");
+    fsutil::write_file(&path, &bin, 0o755)?;
+    done.push(path);
+    let unit = layout.staged(&layout.apply_unit());
+    fsutil::write_file(&unit, render_apply_unit(&layout.sbindir)?.as_bytes(), 0o644)?;
+    done.push(unit);
+    for dir in Layout::mdevkit_dirs() {
+        let dir = layout.staged(&dir);
+        fsutil::mkdir(&dir)?;
+        done.push(dir);
+    }
+    Ok(done)
+}
+
+/// Builds `mdevkit` (release profile when `release`) and returns the binary's path.
+pub fn build_mdevkit(release: bool) -> Result<PathBuf> {
+    cargo::build_mdevkit(release)
 }
 
 /// Builds `mdevctl` (release profile when `release`) and returns the binary's path.

@@ -21,7 +21,8 @@ enum Task {
     Man { outdir: PathBuf },
     /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/<shell>/
     Completions { outdir: PathBuf },
-    /// Build mdevctl and install it with its man pages, completions, udev rule and directories
+    /// Build mdevctl and install it with its man pages, completions, udev rule and directories,
+    /// and mdevkit with its boot unit
     Install {
         /// Staging directory prepended to every path (packaging); default $DESTDIR, then /
         #[arg(long)]
@@ -42,6 +43,9 @@ enum Task {
         /// Install this already-built binary instead of building one
         #[arg(long, conflicts_with = "release")]
         binary: Option<PathBuf>,
+        /// Install this already-built `mdevkit` instead of building one
+        #[arg(long, conflicts_with = "release")]
+        mdevkit_binary: Option<PathBuf>,
     },
     /// Write a fake host (sysfs shape and definition store) under ROOT
     GenHost {
@@ -127,6 +131,7 @@ fn run(task: Task) -> Result<()> {
             udevdir,
             release,
             binary,
+            mdevkit_binary,
         } => {
             // Read by hand: clap rejects a set-but-empty variable, and `DESTDIR=` is common.
             let destdir = destdir
@@ -138,6 +143,13 @@ fn run(task: Task) -> Result<()> {
                 None => install::build_binary(release)?,
             };
             for p in install::install(&layout, &binary)? {
+                say(&p.display().to_string());
+            }
+            let mdevkit = match mdevkit_binary {
+                Some(b) => b,
+                None => install::build_mdevkit(release)?,
+            };
+            for p in install::install_mdevkit(&layout, &mdevkit)? {
                 say(&p.display().to_string());
             }
         }

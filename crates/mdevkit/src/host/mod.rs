@@ -5,6 +5,7 @@ pub mod fstype;
 pub mod lock;
 pub mod process;
 mod signal;
+pub mod uevent;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

@@ -104,6 +104,22 @@ pub struct Context {
     pub host: Host,
     pub callouts: Callouts,
     pub settings: Settings,
+    /// Set while a [`HeldLock`] holds the lock for a series of operations.
+    lock_held: std::cell::Cell<bool>,
+}
+
+/// The inter-process lock held across several operations (`mdevkit apply`); each
+/// operation's own locking is then a no-op instead of a wait on itself.
+#[derive(Debug)]
+pub struct HeldLock<'a> {
+    ctx: &'a Context,
+    _guard: LockGuard,
+}
+
+impl Drop for HeldLock<'_> {
+    fn drop(&mut self) {
+        self.ctx.lock_held.set(false);
+    }
 }
 
 impl Context {
@@ -112,15 +128,30 @@ impl Context {
             callouts: Callouts::new(host.clone(), settings.callout_timeout),
             host,
             settings,
+            lock_held: std::cell::Cell::new(false),
         }
     }
 
-    /// Takes the lock that serialises state changes; held until the guard drops.
-    pub(crate) fn lock(&self) -> Result<LockGuard, OpError> {
-        Ok(lock::acquire(
+    /// Takes the lock that serialises state changes; held until the guard drops. Nothing
+    /// to take while a [`HeldLock`] of this context holds it already.
+    pub(crate) fn lock(&self) -> Result<Option<LockGuard>, OpError> {
+        if self.lock_held.get() {
+            return Ok(None);
+        }
+        Ok(Some(lock::acquire(
             &self.host.roots().lock_file,
             self.settings.lock_timeout,
-        )?)
+        )?))
+    }
+
+    /// Takes the lock for a series of operations, until the returned value drops.
+    pub fn hold_lock(&self) -> Result<HeldLock<'_>, OpError> {
+        let guard = lock::acquire(&self.host.roots().lock_file, self.settings.lock_timeout)?;
+        self.lock_held.set(true);
+        Ok(HeldLock {
+            ctx: self,
+            _guard: guard,
+        })
     }
 
     /// Commands that write definitions refuse to run without the definition directory:

@@ -437,3 +437,40 @@ fn bash_loads_the_completions_and_groff_accepts_the_pages() {
         );
     }
 }
+
+#[test]
+fn mdevkit_is_installed_with_its_boot_unit() {
+    let tmp = TempDir::new("mdevkit");
+    let dest = tmp.0.join("dest");
+    let (layout, _) = install_into(&dest, Some("/usr/local/sbin"));
+    let binary = match install::build_mdevkit(false) {
+        Ok(b) => b,
+        Err(e) => panic!("building mdevkit: {e:#}"),
+    };
+    let done = match install::install_mdevkit(&layout, &binary) {
+        Ok(d) => d,
+        Err(e) => panic!("install: {e:#}"),
+    };
+    let bin = dest.join("usr/local/sbin/mdevkit");
+    assert_eq!(mode(&bin), 0o755);
+    let unit_path = dest.join("usr/lib/systemd/system/mdevkit-apply.service");
+    assert_eq!(mode(&unit_path), 0o644);
+    for d in ["etc/mdevkit", "var/lib/mdevkit"] {
+        assert!(dest.join(d).is_dir(), "missing {d}");
+    }
+    assert!(done.contains(&bin) && done.contains(&unit_path), "{done:?}");
+    let unit = read(&unit_path);
+    let lines = rule_lines(&unit);
+    for want in [
+        "Type=oneshot",
+        "After=systemd-udev-settle.service",
+        "Before=libvirtd.service virtqemud.service",
+        "ExecStart=/usr/local/sbin/mdevkit apply --wait 120s",
+    ] {
+        assert!(lines.contains(&want), "{want} missing in:\n{unit}");
+    }
+    // The installed command runs.
+    let out = Command::new(&bin).arg("--version").output();
+    assert!(out.as_ref().is_ok_and(|o| o.status.success()), "{out:?}");
+    assert!(install::render_apply_unit(Path::new("/usr/my sbin")).is_err());
+}

@@ -1,0 +1,227 @@
+//! Runs each subcommand against the library's desired-state session.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use mdevkit::desired::file::DesiredFile;
+use mdevkit::desired::plan::PlanOptions;
+use mdevkit::desired::render::{self, ExportFormat, ExportOptions};
+use mdevkit::desired::session::{self, Planned, Session, Source};
+use mdevkit::desired::state::Paths;
+use mdevkit::ops::{Context, Settings};
+use mdevkit::{Host, Roots};
+
+use crate::cli::{ApplyArgs, Command, ExportOutput, FileArg, PlanArgs, PlanOutput, Target};
+
+/// How a successful run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// `plan`: there are changes to apply.
+    Pending,
+    /// `assert`: the host differs (the differences are printed).
+    Differs,
+}
+
+impl Outcome {
+    pub fn code(self) -> ExitCode {
+        match self {
+            Outcome::Done => ExitCode::SUCCESS,
+            Outcome::Differs => ExitCode::FAILURE,
+            Outcome::Pending => ExitCode::from(2),
+        }
+    }
+}
+
+fn emit(out: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A number of seconds from the environment (mdevctl's tunables, honoured alike).
+fn seconds(var: &str, default: Duration) -> anyhow::Result<Duration> {
+    let Ok(v) = std::env::var(var) else {
+        return Ok(default);
+    };
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .with_context(|| format!("{var}='{v}' is not a number of seconds"))
+}
+
+fn settings() -> anyhow::Result<Settings> {
+    let d = Settings::default();
+    Ok(Settings {
+        callout_timeout: seconds("MDEVCTL_CALLOUT_TIMEOUT", d.callout_timeout)?,
+        lock_timeout: seconds("MDEVCTL_LOCK_TIMEOUT", d.lock_timeout)?,
+    })
+}
+
+struct Env {
+    ctx: Context,
+    paths: Paths,
+}
+
+impl Env {
+    fn new() -> anyhow::Result<Env> {
+        let env = |k: &str| std::env::var_os(k);
+        Ok(Env {
+            ctx: Context::new(Host::new(Roots::from_env(env)), settings()?),
+            paths: Paths::from_env(env),
+        })
+    }
+
+    fn load(&self, f: &FileArg) -> anyhow::Result<(String, DesiredFile)> {
+        let source = match &f.file {
+            Some(p) if p.as_os_str() == "-" => Source::Stdin,
+            Some(p) => Source::Path(p.clone()),
+            None => Source::Path(self.paths.config_file.clone()),
+        };
+        let origin = match &source {
+            Source::Stdin => "<stdin>".to_owned(),
+            Source::Path(p) => p.display().to_string(),
+        };
+        Ok((origin, session::load(&self.ctx, &source)?))
+    }
+}
+
+pub fn run(command: Command) -> anyhow::Result<Outcome> {
+    let env = Env::new()?;
+    match command {
+        Command::Validate(f) => validate(&env, &f),
+        Command::Plan(a) => plan(&env, &a),
+        Command::Apply(a) => apply(&env, &a),
+        Command::Assert(t) => assert(&env, &t),
+        Command::Export(a) => {
+            let session = Session::new(&env.ctx, &env.paths);
+            let observed = session.observe();
+            let options = ExportOptions {
+                parents: a.parents,
+                active_only: a.active,
+                profile: "exported".into(),
+            };
+            let format = match a.output {
+                ExportOutput::Yaml => ExportFormat::Yaml,
+                ExportOutput::Json => ExportFormat::Json,
+            };
+            emit(&render::export(&observed, &options, format))?;
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+fn validate(env: &Env, f: &FileArg) -> anyhow::Result<Outcome> {
+    let (origin, file) = env.load(f)?;
+    let names: Vec<&str> = file.profiles.keys().map(String::as_str).collect();
+    let default = file
+        .default_profile
+        .as_deref()
+        .map(|d| format!(" (default {d})"))
+        .unwrap_or_default();
+    emit(&format!(
+        "{origin}: valid; profiles: {}{default}\n",
+        names.join(", ")
+    ))?;
+    Ok(Outcome::Done)
+}
+
+fn profile_name<'a>(file: &'a DesiredFile, t: &'a Target) -> anyhow::Result<&'a str> {
+    Ok(file.profile(t.profile.as_deref())?.0)
+}
+
+fn plan(env: &Env, a: &PlanArgs) -> anyhow::Result<Outcome> {
+    let (_, file) = env.load(&a.target.file)?;
+    let name = profile_name(&file, &a.target)?;
+    let session = Session::new(&env.ctx, &env.paths);
+    let options = PlanOptions {
+        prune: a.prune,
+        no_start: a.no_start,
+    };
+    let Planned { plan: p, observed } = session.plan(&file, Some(name), options)?;
+    emit(&match a.output {
+        PlanOutput::Text => render::plan_text(name, &p, &observed),
+        PlanOutput::Json => render::plan_json(name, &p),
+    })?;
+    Ok(if p.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Pending
+    })
+}
+
+fn assert(env: &Env, t: &Target) -> anyhow::Result<Outcome> {
+    let (_, file) = env.load(&t.file)?;
+    let name = profile_name(&file, t)?;
+    let session = Session::new(&env.ctx, &env.paths);
+    let p = session
+        .plan(&file, Some(name), PlanOptions::default())?
+        .plan;
+    if p.is_empty() {
+        emit(&format!("The host matches profile '{name}'.\n"))?;
+        return Ok(Outcome::Done);
+    }
+    let mut out = String::new();
+    for s in &p.steps {
+        out.push_str(&render::step_line(s));
+        out.push('\n');
+    }
+    emit(&out)?;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "Error: the host differs from profile '{name}' by {} change(s)",
+        p.steps.len()
+    );
+    Ok(Outcome::Differs)
+}
+
+fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
+    let (_, file) = env.load(&a.target.file)?;
+    let name = profile_name(&file, &a.target)?;
+    let session = Session::new(&env.ctx, &env.paths);
+    let options = PlanOptions {
+        prune: a.prune,
+        no_start: a.no_start,
+    };
+    if let Some(w) = a.wait {
+        // Waits without the lock; the plan is made again under it below.
+        session.plan_waiting(&file, Some(name), options, w)?;
+    }
+    // Held from observing the host to the last state write: no mdevctl command or other
+    // apply changes anything in between. The operations' own locking is then a no-op.
+    let _held = env.ctx.hold_lock()?;
+    let Planned { plan: p, observed } = session.plan(&file, Some(name), options)?;
+    if a.dry_run {
+        emit(&render::plan_text(name, &p, &observed))?;
+        return Ok(Outcome::Done);
+    }
+    if p.is_empty() {
+        emit(&format!("No changes: the host matches profile '{name}'.\n"))?;
+        return Ok(Outcome::Done);
+    }
+    let applied = session.apply(&p)?;
+    let mut out = String::new();
+    for s in &applied.done {
+        out.push_str(&render::step_line(s));
+        out.push('\n');
+    }
+    emit(&out)?;
+    if let Some((step, e)) = applied.failed {
+        bail!(
+            "{} of {} changes applied; failed: {}: {}\nThe state file and definitions are consistent: fix the cause and run apply again.",
+            applied.done.len(),
+            p.steps.len(),
+            render::step_line(&step),
+            mdevkit::error::chain(&e)
+        );
+    }
+    emit(&format!(
+        "Applied {} change(s) to match profile '{name}'.\n",
+        applied.done.len()
+    ))?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,9 @@
+//! mdevkit's integration tests, one binary: the `mdevkit` command against mdev-sim's
+//! FUSE-mounted sysfs. Without FUSE each test prints one line and passes, except under
+//! `CI=true`, where it fails.
+
+mod common;
+mod crash;
+mod lifecycle;
+mod refusals;
+mod waiting;

@@ -1,0 +1,245 @@
+//! One run of `mdevkit plan/apply/assert/export`: reads the file, the machine id and the
+//! state file, asks the backends what the host has, plans, and executes the plan.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::file::{self, DesiredFile, FileError, ProfileError};
+use super::identity::{MachineId, MachineIdError};
+use super::plan::{self, Plan, PlanError, PlanInput, PlanOptions, Step};
+use super::state::{self, Paths, StateError};
+use crate::backend::mdev::MdevBackend;
+use crate::backend::{Backend, BackendError};
+use crate::host::uevent::UeventWatcher;
+use crate::names::Uuid;
+use crate::observed::Observed;
+use crate::ops::{Context, OpError};
+
+/// Why a desired-state command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("cannot read the machine id {}", path.display())]
+    MachineIdRead {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("bad machine id in {}", path.display())]
+    MachineId {
+        path: PathBuf,
+        #[source]
+        source: MachineIdError,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("still missing after waiting {}:\n{source}", crate::error::seconds(*waited))]
+    StillMissing { waited: Duration, source: PlanError },
+    #[error("cannot listen for kernel uevents to wait on")]
+    Uevents(#[source] io::Error),
+    #[error("cannot take the lock to write the state file")]
+    Lock(#[source] OpError),
+}
+
+/// The most a desired-state file may hold.
+const MAX_FILE: u64 = 4 << 20;
+
+/// Where the desired state comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    Path(PathBuf),
+}
+
+/// Reads and checks a desired-state file.
+pub fn load(ctx: &Context, source: &Source) -> Result<DesiredFile, DesiredError> {
+    let (path, origin) = match source {
+        Source::Stdin => (Path::new("/dev/stdin").to_owned(), "<stdin>".to_owned()),
+        Source::Path(p) => (p.clone(), p.display().to_string()),
+    };
+    let bytes = ctx
+        .host
+        .read_bounded(&path, MAX_FILE)
+        .map_err(|source| DesiredError::Read {
+            path: path.clone(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(file::parse(&origin, &text)?)
+}
+
+/// What apply did: the steps that succeeded, and the one that failed (apply stops there).
+#[derive(Debug)]
+pub struct Applied {
+    pub done: Vec<Step>,
+    pub failed: Option<(Step, BackendError)>,
+}
+
+/// A plan and the host it was made against.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub observed: Observed,
+}
+
+/// The host, its backends and mdevkit's own files.
+#[derive(Debug)]
+pub struct Session<'a> {
+    ctx: &'a Context,
+    paths: &'a Paths,
+    backends: Vec<Box<dyn Backend + 'a>>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(ctx: &'a Context, paths: &'a Paths) -> Self {
+        let staging = paths
+            .state_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        Session {
+            ctx,
+            paths,
+            backends: vec![Box::new(MdevBackend::new(ctx, &staging))],
+        }
+    }
+
+    pub fn observe(&self) -> Observed {
+        let mut o = Observed::default();
+        for b in &self.backends {
+            b.observe(&mut o);
+        }
+        o
+    }
+
+    pub fn machine_id(&self) -> Result<MachineId, DesiredError> {
+        let path = &self.paths.machine_id;
+        let bytes = self.ctx.host.read_bounded(path, 256).map_err(|source| {
+            DesiredError::MachineIdRead {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        String::from_utf8_lossy(&bytes)
+            .parse()
+            .map_err(|source| DesiredError::MachineId {
+                path: path.clone(),
+                source,
+            })
+    }
+
+    pub fn owned(&self) -> Result<BTreeSet<Uuid>, DesiredError> {
+        Ok(state::load(&self.ctx.host, &self.paths.state_file)?)
+    }
+
+    /// Plans `profile` against the host as it is now.
+    pub fn plan(
+        &self,
+        file: &DesiredFile,
+        profile: Option<&str>,
+        options: PlanOptions,
+    ) -> Result<Planned, DesiredError> {
+        let (name, entries) = file.profile(profile)?;
+        let machine = self.machine_id()?;
+        let owned = self.owned()?;
+        let observed = self.observe();
+        let plan = plan::plan(&PlanInput {
+            profile: name,
+            entries,
+            observed: &observed,
+            owned: &owned,
+            machine: &machine,
+            options,
+        })?;
+        Ok(Planned { plan, observed })
+    }
+
+    /// Plans, and while only parents or types are missing, waits for a uevent (or the
+    /// backoff interval) and plans again, until `wait` has passed.
+    pub fn plan_waiting(
+        &self,
+        file: &DesiredFile,
+        profile: Option<&str>,
+        options: PlanOptions,
+        wait: Duration,
+    ) -> Result<Planned, DesiredError> {
+        let start = Instant::now();
+        // Subscribed before the first look, so that nothing announced meanwhile is missed.
+        let watcher = UeventWatcher::open().map_err(DesiredError::Uevents)?;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.plan(file, profile, options) {
+                Err(DesiredError::Plan(e)) if e.only_missing() => {
+                    let left = wait.saturating_sub(start.elapsed());
+                    if left.is_zero() {
+                        return Err(DesiredError::StillMissing {
+                            waited: wait,
+                            source: e,
+                        });
+                    }
+                    log::info!(
+                        "waiting up to {} for: {}",
+                        crate::error::seconds(left),
+                        e.problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                    watcher
+                        .wait(pause.min(left))
+                        .map_err(DesiredError::Uevents)?;
+                    pause = pause.saturating_mul(2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn save_state(&self, owned: &BTreeSet<Uuid>) -> Result<(), DesiredError> {
+        let _lock = self.ctx.lock().map_err(DesiredError::Lock)?;
+        Ok(state::save(&self.ctx.host, &self.paths.state_file, owned)?)
+    }
+
+    /// Runs the plan's steps in order, stopping at the first failure. The state file first
+    /// records every device about to be created (so a crash leaves none orphaned), then
+    /// keeps only the owned devices that still exist. The caller should hold the lock
+    /// ([`Context::hold_lock`]) from planning to here, so that nothing changes in between.
+    pub fn apply(&self, plan: &Plan) -> Result<Applied, DesiredError> {
+        let mut owned = self.owned()?;
+        owned.extend(plan.wanted.iter().copied());
+        self.save_state(&owned)?;
+        let mut done = Vec::new();
+        let mut failed = None;
+        for step in &plan.steps {
+            let result = match self.backends.iter().find(|b| b.kind() == step.backend) {
+                Some(b) => b.execute(step),
+                None => Err(BackendError::NoBackend { kind: step.backend }),
+            };
+            match result {
+                Ok(()) => done.push(step.clone()),
+                Err(e) => {
+                    failed = Some((step.clone(), e));
+                    break;
+                }
+            }
+        }
+        let now = self.observe();
+        owned.retain(|u| now.devices.contains_key(u));
+        self.save_state(&owned)?;
+        Ok(Applied { done, failed })
+    }
+}
