@@ -95,21 +95,13 @@ fn sorted_entries(host: &Host, dir: &Path) -> Vec<PathBuf> {
 
 /// Unknown names are accepted (a newer script may know more), but said once per kind.
 fn warn_unknown(script: &Path, supports: &Supports) {
-    if supports
-        .actions
-        .iter()
-        .any(|a| Action::parse(a).is_none())
-    {
+    if supports.actions.iter().any(|a| Action::parse(a).is_none()) {
         log::warn!(
             "Callout script {} provides unknown Action type",
             script.display()
         );
     }
-    if supports
-        .events
-        .iter()
-        .any(|e| Event::parse(e).is_none())
-    {
+    if supports.events.iter().any(|e| Event::parse(e).is_none()) {
         log::warn!(
             "Callout script {} provides unknown Event type",
             script.display()

@@ -201,7 +201,14 @@ mod tests {
         assert_eq!(legacy.version, 1);
         assert_eq!(
             legacy.actions,
-            ["start", "stop", "define", "undefine", "modify", "attributes"]
+            [
+                "start",
+                "stop",
+                "define",
+                "undefine",
+                "modify",
+                "attributes"
+            ]
         );
         assert_eq!(legacy.events, ["pre", "post", "notify", "get"]);
         assert!(!legacy.has_action(Action::Capabilities));
