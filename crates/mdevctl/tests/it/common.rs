@@ -532,8 +532,6 @@ pub fn golden(name: &str, actual: &str) {
         expected,
     );
     if let Err(e) = result {
-        panic!(
-            "{e}\n(if the change is intended, rerun with MDEVKIT_BLESS=1 and review the diff)"
-        );
+        panic!("{e}\n(if the change is intended, rerun with MDEVKIT_BLESS=1 and review the diff)");
     }
 }
