@@ -1,4 +1,4 @@
-//! The `mdevctl` binary (and `lsmdev`, chosen by argv[0]): parse, turn arguments into
+//! The `mdevctl` binary (and `lsmdev`, chosen by `argv[0]`): parse, turn arguments into
 //! checked option structs, call the library, print, and map errors to exit codes.
 
 mod commands;

@@ -102,7 +102,8 @@ pub fn attrs_from_value(v: &Value) -> Result<Vec<Attr>, ConfigError> {
         let Value::String(value) = value else {
             return Err(ConfigError::AttrValueNotString {
                 index,
-                name: name.clone(),
+                // Escaped: the message stays one line whatever the name holds.
+                name: name.escape_debug().to_string(),
                 found: kind_of(value),
             });
         };
@@ -295,5 +296,127 @@ mod tests {
             DeviceConfig::from_slice(b"\xff\xfe"),
             Err(ConfigError::NotUtf8)
         ));
+    }
+
+    #[test]
+    fn attribute_errors_escape_line_breaks() {
+        let err = parse(r#"{"mdev_type":"t","start":"auto","attrs":[{"a\nb":1}]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "attribute 0 ('a\\nb'): value must be a string, found the number 1"
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{Map, Number};
+
+        use super::*;
+        use crate::error::chain;
+        use crate::testing::{is_one_line, proptest_config};
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                Just("auto".to_owned()),
+                Just("manual".to_owned()),
+                "[a-z_./\\-\n\x00]{0,12}",
+            ]
+        }
+
+        /// JSON values whose objects often use the definition's own keys, so that deep
+        /// paths of the interpreter are reached, not just "not an object".
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                let key = prop_oneof![
+                    Just("mdev_type".to_owned()),
+                    Just("start".to_owned()),
+                    Just("attrs".to_owned()),
+                    text(),
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                    proptest::collection::vec((key, inner), 0..5)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                ]
+            })
+        }
+
+        /// An `attrs` value: mostly arrays of one-key objects, with anything mixed in.
+        fn attr_list() -> impl Strategy<Value = Value> {
+            let one = (text(), json())
+                .prop_map(|(k, v)| Value::Object(std::iter::once((k, v)).collect::<Map<_, _>>()));
+            let item = prop_oneof![4 => one, 1 => json()];
+            prop_oneof![
+                4 => proptest::collection::vec(item, 0..4).prop_map(Value::Array),
+                1 => json(),
+            ]
+        }
+
+        /// A definition-shaped document: the three keys with arbitrary values.
+        fn definition() -> impl Strategy<Value = Value> {
+            (
+                attr_list(),
+                json(),
+                proptest::option::of(json()),
+                text(),
+                text(),
+            )
+                .prop_map(|(attrs, other, maybe_type, ty, start)| {
+                    let mut m = Map::new();
+                    m.insert("mdev_type".into(), maybe_type.unwrap_or(Value::String(ty)));
+                    m.insert("start".into(), Value::String(start));
+                    m.insert("attrs".into(), attrs);
+                    m.insert("x".into(), other);
+                    Value::Object(m)
+                })
+        }
+
+        /// Parses, and checks what every outcome must satisfy: an error is one line; a
+        /// parsed definition writes out and reads back as itself.
+        fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+            match DeviceConfig::from_slice(bytes) {
+                Ok(c) => {
+                    for style in [JsonStyle::Pretty, JsonStyle::Compact] {
+                        let text = c.to_json(style);
+                        prop_assert!(!text.ends_with('\n'));
+                        let back = DeviceConfig::from_slice(text.as_bytes()).ok();
+                        prop_assert_eq!(back.as_ref(), Some(&c), "{}", text);
+                    }
+                }
+                Err(e) => {
+                    let text = chain(&e);
+                    prop_assert!(is_one_line(&text), "{text}");
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(proptest_config(256))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                check(&bytes)?;
+            }
+
+            #[test]
+            fn arbitrary_json_never_panics(v in json()) {
+                check(v.to_string().as_bytes())?;
+            }
+
+            #[test]
+            fn definition_shaped_json_parses_or_names_one_problem(v in definition()) {
+                check(v.to_string().as_bytes())?;
+                check(serde_json::to_string_pretty(&v).unwrap_or_default().as_bytes())?;
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@ pub mod ops;
 pub mod render;
 pub mod store;
 pub mod sysfs;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use config::DeviceConfig;
 pub use host::{Host, Roots};

@@ -50,9 +50,11 @@ impl FromStr for Uuid {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         uuid::Uuid::parse_str(s)
             .map(Uuid)
+            // Escaped, as the uuid crate quotes the offending character: a message stays
+            // one line whatever the input held.
             .map_err(|e| NameError::Uuid {
-                value: s.to_owned(),
-                reason: e.to_string(),
+                value: s.escape_debug().to_string(),
+                reason: e.to_string().escape_debug().to_string(),
             })
     }
 }
@@ -246,6 +248,12 @@ mod tests {
     }
 
     #[test]
+    fn uuid_errors_escape_line_breaks() {
+        let e = "\r".parse::<Uuid>().unwrap_err().to_string();
+        assert_eq!(e, "invalid UUID '\\r': invalid character: found `\\r` at 0");
+    }
+
+    #[test]
     fn component_names_refuse_path_tricks() {
         for bad in ["", ".", "..", "../x", "a/b", "a\0b"] {
             assert!(bad.parse::<ParentName>().is_err(), "{bad:?}");
@@ -274,6 +282,72 @@ mod tests {
             "x\0y",
         ] {
             assert!(bad.parse::<AttrName>().is_err(), "{bad:?}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::testing::{is_one_line, proptest_config};
+
+        /// Strings that reach the checks: anything, UUID-ish text, and path-ish text with
+        /// separators, dots, NULs and line breaks.
+        fn raw_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                proptest::collection::vec(any::<char>(), 0..40).prop_map(String::from_iter),
+                "[0-9a-fA-F{}:urnid\\-]{0,45}",
+                "[a-z0-9_./\\-\n\r\x00]{0,24}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(proptest_config(512))]
+
+            #[test]
+            fn uuid_parse_never_panics_and_accepts_only_round_trips(s in raw_name()) {
+                match s.parse::<Uuid>() {
+                    Ok(u) => {
+                        let text = u.to_string();
+                        prop_assert_eq!(text.len(), 36);
+                        prop_assert_eq!(text.parse::<Uuid>(), Ok(u));
+                    }
+                    Err(e) => prop_assert!(is_one_line(&e.to_string()), "{e}"),
+                }
+            }
+
+            #[test]
+            fn component_names_are_exactly_one_normal_component(s in raw_name()) {
+                for result in [
+                    s.parse::<ParentName>().map(|n| n.to_string()),
+                    s.parse::<TypeName>().map(|n| n.to_string()),
+                ] {
+                    match result {
+                        Ok(name) => {
+                            prop_assert_eq!(&name, &s);
+                            let parts: Vec<Component<'_>> = Path::new(&name).components().collect();
+                            prop_assert!(matches!(parts[..], [Component::Normal(_)]), "{name:?}");
+                            prop_assert!(!name.contains('\0'));
+                        }
+                        Err(e) => prop_assert!(is_one_line(&e.to_string()), "{e}"),
+                    }
+                }
+            }
+
+            #[test]
+            fn attr_names_stay_inside_the_device_directory(s in raw_name()) {
+                match s.parse::<AttrName>() {
+                    Ok(name) => {
+                        let dev = Path::new("/sys/devices/x/dev");
+                        let joined = dev.join(&name);
+                        prop_assert!(joined.starts_with(dev), "{joined:?}");
+                        prop_assert!(Path::new(name.as_str()).components().all(|c| matches!(c, Component::Normal(_))));
+                        prop_assert!(s.split('/').all(|c| !c.is_empty() && c != "." && c != ".."));
+                    }
+                    Err(e) => prop_assert!(is_one_line(&e.to_string()), "{e}"),
+                }
+            }
         }
     }
 }

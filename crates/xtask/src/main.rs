@@ -17,9 +17,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-<command>.8) into OUTDIR
+    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-COMMAND.8) into OUTDIR
     Man { outdir: PathBuf },
-    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/<shell>/
+    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/SHELL/
     Completions { outdir: PathBuf },
     /// Build mdevctl and install it with its man pages, completions, udev rule and directories,
     /// and mdevkit with its boot unit

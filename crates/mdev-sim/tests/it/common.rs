@@ -2,11 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mdev_sim::{MountedSim, Profile, Sim};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A mounted simulator; unmounted and removed on drop.
 pub struct Fixture {
@@ -65,13 +62,14 @@ impl Drop for Fixture {
     }
 }
 
-/// A fresh private directory (removed by the fixture).
+/// A fresh private directory, created by `tempfile` and kept: the fixture (or the test)
+/// removes it, after unmounting what is mounted inside.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("mdev-sim-test-{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    tempfile::Builder::new()
+        .prefix(&format!("mdev-sim-test-{tag}-"))
+        .tempdir()
+        .unwrap()
+        .keep()
 }
 
 /// Whether FUSE tests can run: prints one line and returns false outside CI, fails under CI.

@@ -1,8 +1,9 @@
 //! Shared test harness: a fake root laid out like the kernel's sysfs and mdevctl's
 //! directories, a runner for the built binary (as `mdevctl` or `lsmdev`), and golden files.
 //!
-//! Fixtures are built in code. Golden files live in `tests/golden/` and are rewritten by
-//! running the tests with `MDEVKIT_BLESS=1`, never by hand.
+//! Fixtures are built in code. Golden files live in `tests/golden/`, are compared byte for
+//! byte with snapbox and are rewritten by running the tests with `MDEVKIT_BLESS=1`, never
+//! by hand.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::ffi::OsStr;
@@ -11,7 +12,6 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Well-known UUIDs used across the tests, in canonical form; each has letters, so that
 /// its upper-case spelling differs.
@@ -22,30 +22,27 @@ pub const U4: &str = "44444444-4444-4444-8444-4444444444ab";
 pub const U5: &str = "55555555-5555-4555-8555-5555555555cd";
 pub const UA: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 
-/// A directory under the system temp dir, removed (best effort) when dropped.
+/// A private directory under the system temp dir, removed (best effort) when dropped.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new() -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("mdevkit-test-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mdevkit-test-")
+            .tempdir()
+            .unwrap();
         // Readable by an unprivileged user too (see `run_unprivileged`).
-        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        TempDir(path)
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
@@ -512,25 +509,68 @@ pub fn mdevctl_unprivileged(root: &FakeRoot, args: &[&str]) -> Transcript {
 
 /// Compares `actual` with `tests/golden/<name>` byte for byte; with `MDEVKIT_BLESS=1`
 /// writes the file instead.
+///
+/// The expected side is read as raw text: no redactions, no path or JSON normalisation, so
+/// a trailing newline (or its absence, as in JSON output) counts.
 pub fn golden(name: &str, actual: &str) {
+    use snapbox::data::DataFormat;
+    use snapbox::{Assert, Data};
+
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
-    if std::env::var_os("MDEVKIT_BLESS").is_some_and(|v| v == "1") {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, actual).unwrap();
-        return;
-    }
-    let want = fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "golden file {} unreadable ({e}); run with MDEVKIT_BLESS=1 to create it",
-            path.display()
-        )
-    });
-    assert!(
-        want == actual,
-        "output differs from golden file {}\n--- want ---\n{want}\n--- got ---\n{actual}\n---\n\
-         (if the change is intended, rerun with MDEVKIT_BLESS=1 and review the diff)",
-        path.display()
+    let bless = std::env::var_os("MDEVKIT_BLESS").is_some_and(|v| v == "1");
+    let action = if bless {
+        snapbox::assert::Action::Overwrite
+    } else {
+        snapbox::assert::Action::Verify
+    };
+    let expected = Data::read_from(&path, Some(DataFormat::Text)).raw();
+    let result = Assert::new().action(action).normalize_paths(false).try_eq(
+        Some(&name),
+        Data::text(actual),
+        expected,
     );
+    if let Err(e) = result {
+        panic!("{e}\n(if the change is intended, rerun with MDEVKIT_BLESS=1 and review the diff)");
+    }
+}
+
+/// The proptest configuration of every property test here: a fixed number of cases from
+/// a fixed seed under `cargo test` and CI; `MDEVKIT_SOAK=<cases>` runs that many cases per
+/// property from a fresh seed, printed so that `PROPTEST_RNG_SEED=<seed>` replays it (the
+/// same rule as mdevkit's unit tests; docs/reliability.md). Failures are not persisted to
+/// files: a found case becomes a named test.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    const SEED: u64 = 0x6d64_6576_6374_6c21;
+    let base = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let Some(soak) = std::env::var("MDEVKIT_SOAK")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return Config {
+            cases,
+            rng_seed: RngSeed::Fixed(SEED),
+            ..base
+        };
+    };
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(SEED)
+        });
+    eprintln!("soak: {soak} cases per property, PROPTEST_RNG_SEED={seed}");
+    Config {
+        cases: soak,
+        rng_seed: RngSeed::Fixed(seed),
+        ..base
+    }
 }

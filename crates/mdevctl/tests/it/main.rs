@@ -1,5 +1,6 @@
 //! mdevctl's integration tests, one binary: each module is one area of behaviour.
 
+mod argv;
 mod autostart;
 mod bad_input;
 mod bad_sysfs;

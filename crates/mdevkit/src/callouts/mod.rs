@@ -128,31 +128,13 @@ fn sorted_entries(host: &Host, dir: &Path) -> Vec<PathBuf> {
 
 /// Unknown names are accepted (a newer script may know more), but said once per kind.
 fn warn_unknown(script: &Path, supports: &Supports) {
-    const ACTIONS: [&str; 7] = [
-        "start",
-        "stop",
-        "define",
-        "undefine",
-        "modify",
-        "attributes",
-        "capabilities",
-    ];
-    const EVENTS: [&str; 5] = ["pre", "post", "live", "notify", "get"];
-    if supports
-        .actions
-        .iter()
-        .any(|a| !ACTIONS.contains(&a.as_str()))
-    {
+    if supports.actions.iter().any(|a| Action::parse(a).is_none()) {
         log::warn!(
             "Callout script {} provides unknown Action type",
             script.display()
         );
     }
-    if supports
-        .events
-        .iter()
-        .any(|e| !EVENTS.contains(&e.as_str()))
-    {
+    if supports.events.iter().any(|e| Event::parse(e).is_none()) {
         log::warn!(
             "Callout script {} provides unknown Event type",
             script.display()
