@@ -280,6 +280,16 @@ check "mdevkit again, then Debian's mdevctl replaces it" bash -c "
 check "Debian's mdevctl has its udev rule and lists the same definitions" bash -c "
     test -s '$ROOT/lib/udev/rules.d/60-mdevctl.rules' &&
     diff '$WORK/parents.debian' <(chroot '$ROOT' mdevctl list -d -p $P1; chroot '$ROOT' mdevctl list -d -p $P2)"
+
+# dpkg alone (no apt) unpacks ours first and then removes the conflicting mdevctl, whose
+# /lib/udev/rules.d/60-mdevctl.rules is our /usr/lib/... file under a merged /usr.
+dpkg_over() {
+    in_root dpkg -i /pkgs/mdevkit_${version}_${arch}.deb >"$WORK/dpkg-i.log" 2>&1 || { cat "$WORK/dpkg-i.log"; return 1; }
+    grep -q 'Removing mdevctl' "$WORK/dpkg-i.log" || { echo "dpkg did not remove mdevctl itself:"; cat "$WORK/dpkg-i.log"; return 1; }
+    grep -q "/usr/sbin/mdevctl start-parent-mdevs" "$ROOT/usr/lib/udev/rules.d/60-mdevctl.rules" &&
+        ! in_root dpkg-divert --list | grep mdevkit
+}
+check "dpkg -i over Debian's mdevctl keeps the udev rule (merged /usr)" dpkg_over
 check "/etc/mdevctl.d unchanged at the end" unchanged
 
 echo "install: $passed passed, $failed failed"

@@ -17,7 +17,6 @@ const SCRIPTS: [&str; 4] = ["preinst", "postinst", "prerm", "postrm"];
 /// One built package.
 #[derive(Debug, Clone)]
 pub struct Built {
-    pub package: Package,
     pub deb: PathBuf,
     /// The install list and the documentation files, as `cargo xtask install --manifest`
     /// prints them.
@@ -33,7 +32,7 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// The version the changelog's first line gives, which must be the workspace's.
-fn checked_version(changelog: &str) -> Result<String> {
+pub fn checked_version(changelog: &str) -> Result<String> {
     let version = env!("CARGO_PKG_VERSION");
     let first = changelog.lines().next().unwrap_or_default();
     let said = first
@@ -75,8 +74,9 @@ fn shlibs(scratch: &Path, bins: &[PathBuf]) -> Result<String> {
     for b in bins {
         cmd.arg(format!("-e{}", b.display()));
     }
-    let out = output(&mut cmd, "dpkg-shlibdeps")?;
-    out.lines()
+    let out = output(&mut cmd, "dpkg-shlibdeps");
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    out?.lines()
         .find_map(|l| l.strip_prefix("shlibs:Depends="))
         .map(str::to_owned)
         .context("dpkg-shlibdeps printed no shlibs:Depends")
@@ -192,7 +192,6 @@ fn build_one(package: Package, built: &Path, out: &Path, arch: &str) -> Result<B
     fsutil::write_file(&manifest, format!("{}\n", lines.join("\n")).as_bytes(), 0o644)?;
     std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
     Ok(Built {
-        package,
         deb,
         manifest,
     })

@@ -90,7 +90,8 @@ enum Task {
         #[command(flatten)]
         build: BuildArgs,
     },
-    /// Build the Debian packages (mdevkit, mdev-sim) with dpkg-deb into OUT
+    /// Build the Debian packages (mdevkit, mdev-sim) with dpkg-deb into OUT, from a
+    /// release build
     Deb {
         /// Default: target/debian
         #[arg(long)]
@@ -98,8 +99,9 @@ enum Task {
         /// Only this package (mdevkit or mdev-sim; repeatable; default both)
         #[arg(long = "package")]
         packages: Vec<String>,
-        #[command(flatten)]
-        build: BuildArgs,
+        /// Package the binaries in this directory (e.g. target/debug) instead of a release build
+        #[arg(long)]
+        built: Option<PathBuf>,
     },
     /// Build the RPMs from packaging/mdevkit.spec with rpmbuild into OUT/rpmbuild
     Rpm {
@@ -228,11 +230,15 @@ fn run(task: Task) -> Result<()> {
         Task::Deb {
             out,
             packages: names,
-            build,
+            built,
         } => {
             let packages = packages(&names)?;
             let out = out.unwrap_or_else(|| cargo::target_dir().join("debian"));
-            for built in deb::build(&packages, &build.dir(&packages)?, &out)? {
+            let dir = match built {
+                Some(dir) => dir,
+                None => install::build(true, &packages)?,
+            };
+            for built in deb::build(&packages, &dir, &out)? {
                 say(&built.deb.display().to_string());
                 say(&built.manifest.display().to_string());
             }

@@ -14,7 +14,7 @@ use crate::{cargo, fsutil};
 pub const SPEC: &str = "packaging/mdevkit.spec";
 
 /// The spec's `Version:`, which must be the workspace's.
-fn check_version(spec: &str) -> Result<()> {
+pub fn check_version(spec: &str) -> Result<()> {
     let version = env!("CARGO_PKG_VERSION");
     let said = spec
         .lines()

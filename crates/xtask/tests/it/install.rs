@@ -530,3 +530,31 @@ fn unknown_packages_and_missing_tools_are_named() {
         "missing tools on PATH: mdevkit-no-such-tool (Debian package no-such-package)"
     );
 }
+
+/// Both packages take their version from the workspace: the Debian changelog's first
+/// entry and the spec's `Version:` must say it, or the package build stops.
+#[test]
+fn the_changelog_and_the_spec_carry_the_workspace_version() {
+    let root = xtask::cargo::workspace_root();
+    let changelog = read(&root.join("packaging/debian/changelog"));
+    assert_eq!(
+        xtask::deb::checked_version(&changelog).ok().as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    let spec = read(&root.join(xtask::rpm::SPEC));
+    assert!(xtask::rpm::check_version(&spec).is_ok());
+
+    let old = "mdevkit (0.0.9) unstable; urgency=medium\n";
+    let msg = format!(
+        "{:#}",
+        xtask::deb::checked_version(old).err().unwrap_or_else(|| panic!("accepted"))
+    );
+    assert!(msg.contains("0.0.9"), "{msg}");
+    let msg = format!(
+        "{:#}",
+        xtask::rpm::check_version("Version: 0.0.9\n")
+            .err()
+            .unwrap_or_else(|| panic!("accepted"))
+    );
+    assert!(msg.contains("0.0.9"), "{msg}");
+}
