@@ -35,7 +35,9 @@ check() {
     shift
     if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$out"; fi
 }
-die() { echo "install: $*" >&2; echo "install: $passed passed, $((failed + 1)) failed"; exit 1; }
+summarized=0
+summary() { summarized=1; echo "install: $passed passed, $failed failed"; }
+die() { echo "install: $*" >&2; failed=$((failed + 1)); summary; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (chroot, mounts, apt-get)"
 
@@ -43,6 +45,13 @@ WORK=$(mktemp -d /tmp/mdevkit-install.XXXXXX)
 ROOT=$WORK/root
 cleanup() {
     local rc=$?
+    # A step outside a check failed (set -e): count it, so the summary never says 0 failed.
+    if [ "$summarized" = 0 ]; then
+        echo "install: aborted by a failing command (exit $rc)" >&2
+        failed=$((failed + 1))
+        summary
+        [ "$rc" != 0 ] || rc=1
+    fi
     umount -R "$ROOT/proc" 2>/dev/null || true
     if [ "${MDEVKIT_INSTALL_KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
@@ -102,9 +111,11 @@ rpms() {
     [ -n "$rpm" ] && [ -n "$sim" ] || { echo "no rpm files"; return 1; }
     rpm -qp --provides "$rpm" | grep -x 'mdevctl = 1.4.0' || { echo "no Provides: mdevctl = 1.4.0"; return 1; }
     rpm -qp --obsoletes "$rpm" | grep -x 'mdevctl < 1.5' || { echo "no Obsoletes: mdevctl"; return 1; }
-    # The same files as the .deb's install list (rpm may compress man pages its own way).
-    diff <(rpm -qlp "$rpm" | sed 's/\.gz$//' | sort) \
-        <(grep -v ' /usr/share/doc/' "$MANIFEST" | cut -d' ' -f2- | sed 's/\.gz$//' | sort)
+    # The same files as the .deb's install list (rpm may compress man pages its own way;
+    # the copyright file is in the licenses directory instead of the docs').
+    rpm -qlp "$rpm" | grep -x "/usr/share/licenses/mdevkit[-0-9.]*/copyright" || { echo "no copyright file"; return 1; }
+    diff <(rpm -qlp "$rpm" | grep -v '^/usr/share/licenses/' | sed 's/\.gz$//' | sort) \
+        <(grep -v ' /usr/share/doc/' "$MANIFEST" | cut -d' ' -f2- | sed 's/\.gz$//' | sort) || return 1
     rpm -qlp "$sim" | grep -x /usr/bin/mdev-sim
 }
 check "rpmbuild: mdevkit and mdev-sim RPMs, Provides/Obsoletes mdevctl, same files" rpms
@@ -258,7 +269,8 @@ dpkg_list() {
     # Files and links of `dpkg -L` against the install list; its directories must exist.
     local f
     diff <(grep -v '^d ' "$MANIFEST" | cut -d' ' -f2- | sort) \
-        <(in_root dpkg -L mdevkit | while read -r f; do [ -d "$ROOT$f" ] && [ ! -L "$ROOT$f" ] || echo "$f"; done | sort)
+        <(in_root dpkg -L mdevkit | while read -r f; do [ -d "$ROOT$f" ] && [ ! -L "$ROOT$f" ] || echo "$f"; done | sort) ||
+        return 1
     grep '^d ' "$MANIFEST" | cut -d' ' -f2- | while read -r f; do in_root dpkg -L mdevkit | grep -qx "$f" || { echo "dpkg -L lacks $f"; return 1; }; done
 }
 check "dpkg -L mdevkit is the install list" dpkg_list
@@ -292,5 +304,5 @@ dpkg_over() {
 check "dpkg -i over Debian's mdevctl keeps the udev rule (merged /usr)" dpkg_over
 check "/etc/mdevctl.d unchanged at the end" unchanged
 
-echo "install: $passed passed, $failed failed"
+summary
 [ "$failed" = 0 ]
