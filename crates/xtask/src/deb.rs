@@ -171,10 +171,7 @@ fn build_one(package: Package, built: &Path, out: &Path, arch: &str) -> Result<B
     let mut sums = String::new();
     for entry in list.iter().filter(|e| e.kind == Kind::File) {
         let rel = entry.path.strip_prefix("/").unwrap_or(&entry.path);
-        let out = output(
-            Command::new("md5sum").current_dir(&root).arg(rel),
-            "md5sum",
-        )?;
+        let out = output(Command::new("md5sum").current_dir(&root).arg(rel), "md5sum")?;
         sums.push_str(&out);
     }
     fsutil::write_file(&control_dir.join("md5sums"), sums.as_bytes(), 0o644)?;
@@ -189,12 +186,13 @@ fn build_one(package: Package, built: &Path, out: &Path, arch: &str) -> Result<B
     )?;
     let manifest = out.join(format!("{name}_{version}_{arch}.manifest"));
     let lines: Vec<String> = list.iter().map(Installed::manifest_line).collect();
-    fsutil::write_file(&manifest, format!("{}\n", lines.join("\n")).as_bytes(), 0o644)?;
+    fsutil::write_file(
+        &manifest,
+        format!("{}\n", lines.join("\n")).as_bytes(),
+        0o644,
+    )?;
     std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
-    Ok(Built {
-        deb,
-        manifest,
-    })
+    Ok(Built { deb, manifest })
 }
 
 /// Builds the Debian packages `packages` into `out` from binaries in `built`.

@@ -59,7 +59,10 @@ fn packages(names: &[String]) -> Result<Vec<install::Package>> {
     if names.is_empty() {
         return Ok(install::Package::ALL.to_vec());
     }
-    names.iter().map(|n| install::Package::from_name(n)).collect()
+    names
+        .iter()
+        .map(|n| install::Package::from_name(n))
+        .collect()
 }
 
 #[derive(Debug, Subcommand)]

@@ -49,8 +49,8 @@ pub fn build(built: Option<&Path>, out: &Path) -> Result<Vec<PathBuf>> {
         .arg("--define")
         .arg(format!("_topdir {}", top.display()));
     if let Some(dir) = built {
-        let dir = std::path::absolute(dir)
-            .with_context(|| format!("resolving {}", dir.display()))?;
+        let dir =
+            std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
         cmd.arg("--define")
             .arg(format!("mdevkit_built {}", dir.display()));
     }
@@ -61,9 +61,13 @@ pub fn build(built: Option<&Path>, out: &Path) -> Result<Vec<PathBuf>> {
     let mut rpms = Vec::new();
     let dir = top.join("RPMS");
     for arch in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let arch = arch.with_context(|| format!("reading {}", dir.display()))?.path();
+        let arch = arch
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
         for f in std::fs::read_dir(&arch).with_context(|| format!("reading {}", arch.display()))? {
-            let f = f.with_context(|| format!("reading {}", arch.display()))?.path();
+            let f = f
+                .with_context(|| format!("reading {}", arch.display()))?
+                .path();
             if f.extension().is_some_and(|e| e == "rpm") {
                 rpms.push(f);
             }

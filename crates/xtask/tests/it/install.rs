@@ -505,10 +505,7 @@ fn gzipped_man_pages_are_reproducible_and_decompress_to_the_page() {
     assert_eq!(out.stdout, page.bytes);
     // The title names the mdevctl interface and mdevkit's release.
     let text = String::from_utf8_lossy(&page.bytes);
-    let want = format!(
-        "\"mdevctl 1.4.0 (mdevkit {})\"",
-        env!("CARGO_PKG_VERSION")
-    );
+    let want = format!("\"mdevctl 1.4.0 (mdevkit {})\"", env!("CARGO_PKG_VERSION"));
     assert!(text.contains(&want), "{want} not in the title");
 }
 
@@ -547,7 +544,9 @@ fn the_changelog_and_the_spec_carry_the_workspace_version() {
     let old = "mdevkit (0.0.9) unstable; urgency=medium\n";
     let msg = format!(
         "{:#}",
-        xtask::deb::checked_version(old).err().unwrap_or_else(|| panic!("accepted"))
+        xtask::deb::checked_version(old)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"))
     );
     assert!(msg.contains("0.0.9"), "{msg}");
     let msg = format!(
