@@ -138,7 +138,7 @@ fi
 TARBALL=$CACHE/$SUITE-root.tar
 if [ ! -s "$TARBALL" ]; then
     echo "bootstrapping $SUITE into $TARBALL (once)"
-    mmdebstrap --quiet --variant=apt --include=man-db "$SUITE" "$TARBALL.tmp" "$MIRROR" ||
+    mmdebstrap --quiet --format=tar --variant=apt --include=man-db "$SUITE" "$TARBALL.tmp" "$MIRROR" ||
         die "mmdebstrap failed"
     mv "$TARBALL.tmp" "$TARBALL"
 fi
