@@ -1,11 +1,13 @@
 #!/bin/bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the
 # tests need, checks formatting, lints, rustdoc, the shell scripts and the dependency
-# policy (deny.toml), runs every Rust test (including the FUSE simulator's), then the
-# real-kernel test under QEMU. Exits non-zero on any failure. docs/reliability.md says
-# what each check guards against.
+# policy (deny.toml), runs every Rust test (including the FUSE simulator's), the install
+# test (the Debian package in a Debian root, lintian, rpmbuild), then the real-kernel test
+# under QEMU. Exits non-zero on any failure. docs/reliability.md says what each check
+# guards against.
 #
 #   bash scripts/test.sh            everything
+#   MDEVKIT_SKIP_INSTALL=1 ...      everything but the install test (not allowed under CI=true)
 #   MDEVKIT_SKIP_REALKERNEL=1 ...   everything but the QEMU boot (not allowed under CI=true)
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -93,6 +95,15 @@ cargo test --workspace --locked
 step "bench smoke (syscalls per device within budget)"
 cargo build -q --locked -p mdevctl
 cargo xtask bench --small --reps 3 --binary target/debug/mdevctl
+
+# ---- install test (tests/install/run.sh; docs/install.md) ----
+if [ "${MDEVKIT_SKIP_INSTALL:-0}" = 1 ] && [ "${CI:-}" != true ]; then
+    step "install test skipped (MDEVKIT_SKIP_INSTALL=1)"
+else
+    step "install test (Debian package over Debian's mdevctl, lintian, rpmbuild)"
+    bash tests/install/run.sh
+fi
+# ---- end of install test ----
 
 if [ "${MDEVKIT_SKIP_REALKERNEL:-0}" = 1 ] && [ "${CI:-}" != true ]; then
     step "real-kernel test skipped (MDEVKIT_SKIP_REALKERNEL=1)"

@@ -41,11 +41,16 @@ Environment:
   MDEVCTL_LOCK_TIMEOUT     seconds to wait for the lock (default 60)
   MDEVCTL_LOG         log filter: error, warn (default), info, debug, trace";
 
+/// What `--version` prints after the command's name: the mdevctl interface this implements
+/// first, so a script comparing versions for a feature sees upstream's number, then
+/// mdevkit's own release, so a person sees what is installed.
+pub const VERSION: &str = concat!("1.4.0 (mdevkit ", env!("CARGO_PKG_VERSION"), ")");
+
 /// Manage mediated devices (mdevkit's drop-in mdevctl).
 #[derive(Debug, Parser)]
 #[command(
     name = "mdevctl",
-    version,
+    version = VERSION,
     about = "Manage persistent and transient mediated devices",
     long_about = "mdevctl is a utility for managing and persisting devices in the mediated \
                   device framework of the Linux kernel. Mediated devices are sub-devices of \
@@ -63,7 +68,7 @@ pub struct Mdevctl {
 #[derive(Debug, Parser)]
 #[command(
     name = "lsmdev",
-    version,
+    version = VERSION,
     about = "List mediated devices",
     after_long_help = ENV_HELP
 )]
@@ -85,7 +90,7 @@ pub enum Command {
     /// Stop a running mediated device
     Stop(StopArgs),
     /// List defined or active mediated devices
-    #[command(version)]
+    #[command(version = VERSION)]
     List(ListArgs),
     /// List available mediated device types
     Types(TypesArgs),

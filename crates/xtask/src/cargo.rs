@@ -1,5 +1,5 @@
 //! Running cargo from the tooling: where the workspace and its target directory are, and
-//! building the `mdevctl` and `mdevkit` binaries.
+//! building the binaries.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,33 +32,36 @@ pub fn target_dir() -> PathBuf {
 
 /// `cargo build -p mdevctl [--release]`; returns the path of the built binary.
 pub fn build_mdevctl(release: bool) -> Result<PathBuf> {
-    build_bin("mdevctl", "mdevctl", release)
+    Ok(build_bins(release, &[("mdevctl", "mdevctl")])?.join("mdevctl"))
 }
 
-/// `cargo build -p mdevkit-cli [--release]`: the `mdevkit` command.
-pub fn build_mdevkit(release: bool) -> Result<PathBuf> {
-    build_bin("mdevkit-cli", "mdevkit", release)
-}
-
-fn build_bin(package: &str, bin_name: &str, release: bool) -> Result<PathBuf> {
+/// `cargo build -p PACKAGE --bin NAME ...  [--release]` for each (package, binary) pair;
+/// returns the directory holding the built binaries.
+pub fn build_bins(release: bool, bins: &[(&str, &str)]) -> Result<PathBuf> {
     // `cargo xtask` runs us through cargo, which tells us which cargo it is.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build", "--quiet", "--locked", "-p", package, "--bin", bin_name,
-    ]);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--quiet", "--locked"]);
+    for (package, bin) in bins {
+        cmd.args(["-p", package, "--bin", bin]);
+    }
     if release {
         cmd.arg("--release");
     }
     let status = cmd.status().context("running cargo build")?;
+    let names: Vec<&str> = bins.iter().map(|(_, b)| *b).collect();
     if !status.success() {
-        anyhow::bail!("cargo build of {bin_name} failed ({status})");
+        anyhow::bail!("cargo build of {} failed ({status})", names.join(", "));
     }
-    let bin = target_dir()
-        .join(if release { "release" } else { "debug" })
-        .join(bin_name);
-    if !bin.is_file() {
-        anyhow::bail!("cargo build succeeded but {} is missing", bin.display());
+    let dir = target_dir().join(if release { "release" } else { "debug" });
+    for name in names {
+        if !dir.join(name).is_file() {
+            anyhow::bail!(
+                "cargo build succeeded but {} is missing",
+                dir.join(name).display()
+            );
+        }
     }
-    Ok(bin)
+    Ok(dir)
 }

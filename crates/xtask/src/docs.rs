@@ -56,8 +56,8 @@ fn rendered(render: impl Fn(&mut Vec<u8>) -> std::io::Result<()>) -> Result<Stri
 /// (`""`) or roff shifts the source into the date field; the date stays empty so that
 /// pages are byte-identical between builds (reproducible packages).
 fn title(name: &str) -> String {
-    let version = env!("CARGO_PKG_VERSION");
-    format!("{PREAMBLE}.TH {name} 8 \"\" \"mdevkit {version}\" \"System Manager's Manual\"\n")
+    let version = mdevctl::cli::VERSION;
+    format!("{PREAMBLE}.TH {name} 8 \"\" \"mdevctl {version}\" \"System Manager's Manual\"\n")
 }
 
 /// Renders one clap_mangen section and drops its own `.SH` heading line, so the body can be

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use xtask::{bench, docs, genhost, install, upstream};
+use clap::{Args, Parser, Subcommand};
+use xtask::{bench, cargo, deb, docs, genhost, install, rpm, upstream};
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "mdevkit's project tooling")]
@@ -15,37 +15,105 @@ struct Cli {
     task: Task,
 }
 
+/// Target directories that override the defaults derived from the prefix.
+#[derive(Debug, Args)]
+struct DirArgs {
+    /// Default: PREFIX/sbin
+    #[arg(long)]
+    sbindir: Option<PathBuf>,
+    /// Default: PREFIX/bin
+    #[arg(long)]
+    bindir: Option<PathBuf>,
+    /// Default: PREFIX/share/man
+    #[arg(long)]
+    mandir: Option<PathBuf>,
+    /// Default: /usr/lib/udev
+    #[arg(long)]
+    udevdir: Option<PathBuf>,
+    /// Default: /usr/lib/systemd/system
+    #[arg(long)]
+    unitdir: Option<PathBuf>,
+}
+
+/// Where the binaries come from.
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// Build with the release profile (otherwise the dev profile, as cargo does)
+    #[arg(long)]
+    release: bool,
+    /// Take the binaries already built in this directory (e.g. target/release)
+    #[arg(long, conflicts_with = "release")]
+    built: Option<PathBuf>,
+}
+
+impl BuildArgs {
+    fn dir(&self, packages: &[install::Package]) -> Result<PathBuf> {
+        match &self.built {
+            Some(dir) => Ok(dir.clone()),
+            None => install::build(self.release, packages),
+        }
+    }
+}
+
+fn packages(names: &[String]) -> Result<Vec<install::Package>> {
+    if names.is_empty() {
+        return Ok(install::Package::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| install::Package::from_name(n))
+        .collect()
+}
+
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-COMMAND.8) into OUTDIR
+    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-<command>.8) into OUTDIR
     Man { outdir: PathBuf },
-    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/SHELL/
+    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/<shell>/
     Completions { outdir: PathBuf },
-    /// Build mdevctl and install it with its man pages, completions, udev rule and directories,
-    /// and mdevkit with its boot unit
+    /// Build the binaries and install them with their man pages, completions, udev rule,
+    /// units and directories; prints the installed paths
     Install {
         /// Staging directory prepended to every path (packaging); default $DESTDIR, then /
         #[arg(long)]
         destdir: Option<PathBuf>,
         #[arg(long, default_value = "/usr")]
         prefix: PathBuf,
-        /// Default: PREFIX/sbin
+        #[command(flatten)]
+        dirs: DirArgs,
+        /// Only this package's files (mdevkit or mdev-sim; repeatable; default both)
+        #[arg(long = "package")]
+        packages: Vec<String>,
+        /// Compress the man pages with gzip -9n (as Debian policy wants)
         #[arg(long)]
-        sbindir: Option<PathBuf>,
-        /// Default: PREFIX/share/man
+        gzip_man: bool,
+        /// Print the install list (`f|l|d PATH`, paths on the target) instead of staged paths
         #[arg(long)]
-        mandir: Option<PathBuf>,
-        #[arg(long, default_value = "/usr/lib/udev")]
-        udevdir: PathBuf,
-        /// Build with the release profile (otherwise the dev profile, as cargo does)
+        manifest: bool,
+        #[command(flatten)]
+        build: BuildArgs,
+    },
+    /// Build the Debian packages (mdevkit, mdev-sim) with dpkg-deb into OUT, from a
+    /// release build
+    Deb {
+        /// Default: target/debian
         #[arg(long)]
-        release: bool,
-        /// Install this already-built binary instead of building one
-        #[arg(long, conflicts_with = "release")]
-        binary: Option<PathBuf>,
-        /// Install this already-built `mdevkit` instead of building one
-        #[arg(long, conflicts_with = "release")]
-        mdevkit_binary: Option<PathBuf>,
+        out: Option<PathBuf>,
+        /// Only this package (mdevkit or mdev-sim; repeatable; default both)
+        #[arg(long = "package")]
+        packages: Vec<String>,
+        /// Package the binaries in this directory (e.g. target/debug) instead of a release build
+        #[arg(long)]
+        built: Option<PathBuf>,
+    },
+    /// Build the RPMs from packaging/mdevkit.spec with rpmbuild into OUT/rpmbuild
+    Rpm {
+        /// Default: target/rpm
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Package the binaries in this directory (e.g. target/debug) instead of a release build
+        #[arg(long)]
+        built: Option<PathBuf>,
     },
     /// Write a fake host (sysfs shape and definition store) under ROOT
     GenHost {
@@ -126,31 +194,62 @@ fn run(task: Task) -> Result<()> {
         Task::Install {
             destdir,
             prefix,
-            sbindir,
-            mandir,
-            udevdir,
-            release,
-            binary,
-            mdevkit_binary,
+            dirs,
+            packages: names,
+            gzip_man,
+            manifest,
+            build,
         } => {
             // Read by hand: clap rejects a set-but-empty variable, and `DESTDIR=` is common.
             let destdir = destdir
                 .or_else(|| std::env::var_os("DESTDIR").map(PathBuf::from))
                 .unwrap_or_default();
-            let layout = install::Layout::new(destdir, prefix, sbindir, mandir, Some(udevdir))?;
-            let binary = match binary {
-                Some(b) => b,
-                None => install::build_binary(release)?,
+            let dirs = install::DirOverrides {
+                sbindir: dirs.sbindir,
+                bindir: dirs.bindir,
+                mandir: dirs.mandir,
+                udevdir: dirs.udevdir,
+                unitdir: dirs.unitdir,
             };
-            for p in install::install(&layout, &binary)? {
-                say(&p.display().to_string());
+            let layout = install::Layout::new(destdir, prefix, dirs)?;
+            let packages = packages(&names)?;
+            let req = install::Request {
+                built: build.dir(&packages)?,
+                packages,
+                man: if gzip_man {
+                    install::ManFormat::Gzip
+                } else {
+                    install::ManFormat::Plain
+                },
+            };
+            for entry in install::install(&layout, &req)? {
+                if manifest {
+                    say(&entry.manifest_line());
+                } else {
+                    say(&layout.staged(&entry.path).display().to_string());
+                }
             }
-            let mdevkit = match mdevkit_binary {
-                Some(b) => b,
-                None => install::build_mdevkit(release)?,
+        }
+        Task::Deb {
+            out,
+            packages: names,
+            built,
+        } => {
+            let packages = packages(&names)?;
+            let out = out.unwrap_or_else(|| cargo::target_dir().join("debian"));
+            let dir = match built {
+                Some(dir) => dir,
+                None => install::build(true, &packages)?,
             };
-            for p in install::install_mdevkit(&layout, &mdevkit)? {
-                say(&p.display().to_string());
+            for built in deb::build(&packages, &dir, &out)? {
+                say(&built.deb.display().to_string());
+                say(&built.manifest.display().to_string());
+            }
+        }
+        Task::Rpm { out, built } => {
+            let out = out.unwrap_or_else(|| cargo::target_dir().join("rpm"));
+            for rpm in rpm::build(built.as_deref(), &out)? {
+                say(&rpm.display().to_string());
             }
         }
         Task::GenHost {

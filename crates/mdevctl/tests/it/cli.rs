@@ -8,7 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::common::*;
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The mdevctl interface first (what scripts compare), then mdevkit's own release.
+const VERSION: &str = concat!("1.4.0 (mdevkit ", env!("CARGO_PKG_VERSION"), ")");
 
 fn assert_usage_error(t: &Transcript, needle: &str) {
     assert_eq!(t.code, 2, "exit code; stderr: {}", t.stderr);

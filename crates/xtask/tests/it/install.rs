@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use xtask::docs;
-use xtask::install::{self, Layout};
+use xtask::install::{self, DirOverrides, Layout, ManFormat, Package, Request};
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -84,20 +84,23 @@ fn option_spellings(cmd: &clap::Command) -> Vec<String> {
 }
 
 fn install_into(destdir: &Path, sbindir: Option<&str>) -> (Layout, Vec<PathBuf>) {
-    let layout = Layout::new(
-        destdir.to_path_buf(),
-        PathBuf::from("/usr"),
-        sbindir.map(PathBuf::from),
-        None,
-        None,
-    )
-    .unwrap_or_else(|e| panic!("layout: {e:#}"));
-    let binary = match install::build_binary(false) {
-        Ok(b) => b,
-        Err(e) => panic!("building mdevctl: {e:#}"),
+    let dirs = DirOverrides {
+        sbindir: sbindir.map(PathBuf::from),
+        ..DirOverrides::default()
     };
-    match install::install(&layout, &binary) {
-        Ok(done) => (layout, done),
+    let layout = Layout::new(destdir.to_path_buf(), PathBuf::from("/usr"), dirs)
+        .unwrap_or_else(|e| panic!("layout: {e:#}"));
+    let req = Request {
+        packages: vec![Package::Mdevkit],
+        built: install::build(false, &[Package::Mdevkit])
+            .unwrap_or_else(|e| panic!("building: {e:#}")),
+        man: ManFormat::Plain,
+    };
+    match install::install(&layout, &req) {
+        Ok(done) => {
+            let staged = done.iter().map(|e| layout.staged(&e.path)).collect();
+            (layout, staged)
+        }
         Err(e) => panic!("install: {e:#}"),
     }
 }
@@ -122,10 +125,12 @@ const EXPECTED_FILES: [&str; 17] = [
     "usr/lib/udev/rules.d/60-mdevctl.rules",
 ];
 
-const REQUIRED_DIRS: [&str; 3] = [
+const REQUIRED_DIRS: [&str; 5] = [
     "etc/mdevctl.d",
     "usr/lib/mdevctl/scripts.d/callouts",
     "usr/lib/mdevctl/scripts.d/notifiers",
+    "etc/mdevkit",
+    "var/lib/mdevkit",
 ];
 
 /// The non-comment, non-blank lines of a rules file.
@@ -235,13 +240,11 @@ fn sbindir_is_substituted_into_the_rule() {
 #[test]
 fn target_paths_must_be_absolute_and_an_empty_destdir_means_root() {
     let layout = |dest: &str, prefix: &str, sbin: Option<&str>| {
-        Layout::new(
-            dest.into(),
-            prefix.into(),
-            sbin.map(PathBuf::from),
-            None,
-            None,
-        )
+        let dirs = DirOverrides {
+            sbindir: sbin.map(PathBuf::from),
+            ..DirOverrides::default()
+        };
+        Layout::new(dest.into(), prefix.into(), dirs)
     };
     assert!(layout("/d", "usr", None).is_err());
     assert!(layout("/d", "/usr", Some("sbin")).is_err());
@@ -438,27 +441,42 @@ fn bash_loads_the_completions_and_groff_accepts_the_pages() {
     }
 }
 
+/// The mdevkit package's install list is exactly the expected files, the link and the
+/// directories, plus the `mdevkit` binary and units once they exist in the workspace.
 #[test]
-fn mdevkit_is_installed_with_its_boot_unit() {
-    let tmp = TempDir::new("mdevkit");
+fn the_install_list_is_exactly_the_packages_files() {
+    let tmp = TempDir::new("list");
     let dest = tmp.0.join("dest");
-    let (layout, _) = install_into(&dest, Some("/usr/local/sbin"));
-    let binary = match install::build_mdevkit(false) {
-        Ok(b) => b,
-        Err(e) => panic!("building mdevkit: {e:#}"),
-    };
-    let done = match install::install_mdevkit(&layout, &binary) {
-        Ok(d) => d,
-        Err(e) => panic!("install: {e:#}"),
-    };
-    let bin = dest.join("usr/local/sbin/mdevkit");
-    assert_eq!(mode(&bin), 0o755);
+    let (_, staged) = install_into(&dest, None);
+    let mut got: Vec<PathBuf> = staged;
+    got.sort();
+    let mut want: Vec<PathBuf> = EXPECTED_FILES
+        .iter()
+        .chain(REQUIRED_DIRS.iter())
+        .chain(["usr/sbin/lsmdev"].iter())
+        .map(|f| dest.join(f))
+        .collect();
+    for b in install::binaries(&[Package::Mdevkit]) {
+        if b.name != "mdevctl" {
+            want.push(dest.join("usr/sbin").join(b.name));
+        }
+    }
+    for (unit, _) in install::units() {
+        want.push(dest.join("usr/lib/systemd/system").join(unit));
+    }
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// The boot unit names the installed `mdevkit` by its real directory, like the udev rule
+/// names `mdevctl`; a directory that would need escaping in `ExecStart=` is refused.
+#[test]
+fn the_boot_unit_runs_the_installed_mdevkit() {
+    let tmp = TempDir::new("unit");
+    let dest = tmp.0.join("dest");
+    install_into(&dest, Some("/usr/local/sbin"));
     let unit_path = dest.join("usr/lib/systemd/system/mdevkit-apply.service");
     assert_eq!(mode(&unit_path), 0o644);
-    for d in ["etc/mdevkit", "var/lib/mdevkit"] {
-        assert!(dest.join(d).is_dir(), "missing {d}");
-    }
-    assert!(done.contains(&bin) && done.contains(&unit_path), "{done:?}");
     let unit = read(&unit_path);
     let lines = rule_lines(&unit);
     for want in [
@@ -469,8 +487,101 @@ fn mdevkit_is_installed_with_its_boot_unit() {
     ] {
         assert!(lines.contains(&want), "{want} missing in:\n{unit}");
     }
-    // The installed command runs.
+    assert!(!unit.contains('@'), "unsubstituted placeholder in:\n{unit}");
+    let bin = dest.join("usr/local/sbin/mdevkit");
     let out = Command::new(&bin).arg("--version").output();
     assert!(out.as_ref().is_ok_and(|o| o.status.success()), "{out:?}");
-    assert!(install::render_apply_unit(Path::new("/usr/my sbin")).is_err());
+    assert!(install::render_template("ExecStart=@sbindir@/x", Path::new("/usr/my sbin")).is_err());
+}
+
+#[test]
+fn mdev_sim_is_a_package_of_its_own_in_bindir() {
+    let tmp = TempDir::new("sim");
+    let dest = tmp.0.join("dest");
+    let layout = Layout::new(dest.clone(), PathBuf::from("/usr"), DirOverrides::default())
+        .unwrap_or_else(|e| panic!("layout: {e:#}"));
+    let req = Request {
+        packages: vec![Package::MdevSim],
+        built: install::build(false, &[Package::MdevSim])
+            .unwrap_or_else(|e| panic!("building: {e:#}")),
+        man: ManFormat::Plain,
+    };
+    let list = install::install(&layout, &req).unwrap_or_else(|e| panic!("install: {e:#}"));
+    let lines: Vec<String> = list.iter().map(|e| e.manifest_line()).collect();
+    assert_eq!(lines, ["f /usr/bin/mdev-sim"]);
+    assert_eq!(mode(&dest.join("usr/bin/mdev-sim")), 0o755);
+    assert!(!dest.join("usr/sbin").exists());
+}
+
+/// Debian's man pages are `gzip -9n`: they decompress to the plain page and carry no
+/// time stamp, so two installs give identical bytes.
+#[test]
+fn gzipped_man_pages_are_reproducible_and_decompress_to_the_page() {
+    let tmp = TempDir::new("gz");
+    let pages = docs::man_pages().unwrap_or_else(|e| panic!("{e:#}"));
+    let page = pages
+        .iter()
+        .find(|p| p.path == Path::new("mdevctl.8"))
+        .unwrap_or_else(|| panic!("no mdevctl.8"));
+    let gz = install::gzip(&page.bytes).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(install::gzip(&page.bytes).ok(), Some(gz.clone()));
+    let path = tmp.0.join("mdevctl.8.gz");
+    assert!(fs::write(&path, &gz).is_ok());
+    let out = Command::new("gzip").arg("-dc").arg(&path).output();
+    let out = out.unwrap_or_else(|e| panic!("gzip -dc: {e}"));
+    assert!(out.status.success());
+    assert_eq!(out.stdout, page.bytes);
+    // The title names the mdevctl interface and mdevkit's release.
+    let text = String::from_utf8_lossy(&page.bytes);
+    let want = format!("\"mdevctl 1.4.0 (mdevkit {})\"", env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&want), "{want} not in the title");
+}
+
+#[test]
+fn unknown_packages_and_missing_tools_are_named() {
+    let e = install::Package::from_name("mdevctl").map(|_| ());
+    let msg = format!("{:#}", e.err().unwrap_or_else(|| panic!("accepted")));
+    assert!(msg.contains("\"mdevctl\""), "{msg}");
+    let tool = xtask::tools::Tool {
+        program: "mdevkit-no-such-tool",
+        debian_package: "no-such-package",
+    };
+    let msg = match xtask::tools::require(&[xtask::tools::GZIP, tool]) {
+        Ok(()) => panic!("a missing tool was not reported"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert_eq!(
+        msg,
+        "missing tools on PATH: mdevkit-no-such-tool (Debian package no-such-package)"
+    );
+}
+
+/// Both packages take their version from the workspace: the Debian changelog's first
+/// entry and the spec's `Version:` must say it, or the package build stops.
+#[test]
+fn the_changelog_and_the_spec_carry_the_workspace_version() {
+    let root = xtask::cargo::workspace_root();
+    let changelog = read(&root.join("packaging/debian/changelog"));
+    assert_eq!(
+        xtask::deb::checked_version(&changelog).ok().as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    let spec = read(&root.join(xtask::rpm::SPEC));
+    assert!(xtask::rpm::check_version(&spec).is_ok());
+
+    let old = "mdevkit (0.0.9) unstable; urgency=medium\n";
+    let msg = format!(
+        "{:#}",
+        xtask::deb::checked_version(old)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"))
+    );
+    assert!(msg.contains("0.0.9"), "{msg}");
+    let msg = format!(
+        "{:#}",
+        xtask::rpm::check_version("Version: 0.0.9\n")
+            .err()
+            .unwrap_or_else(|| panic!("accepted"))
+    );
+    assert!(msg.contains("0.0.9"), "{msg}");
 }
