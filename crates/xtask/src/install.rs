@@ -359,8 +359,8 @@ pub fn install(layout: &Layout, req: &Request) -> Result<Vec<Installed>> {
     put(rule, Kind::File, pkg);
 
     for (name, src) in units() {
-        let text = std::fs::read_to_string(&src)
-            .with_context(|| format!("reading {}", src.display()))?;
+        let text =
+            std::fs::read_to_string(&src).with_context(|| format!("reading {}", src.display()))?;
         let target = layout.unitdir.join(name);
         let text = render_template(&text, &layout.sbindir)?;
         fsutil::write_file(&layout.staged(&target), text.as_bytes(), 0o644)?;
