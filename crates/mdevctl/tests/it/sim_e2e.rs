@@ -4,8 +4,9 @@
 //! Without FUSE the tests print one line and pass, except under `CI=true`, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -279,6 +280,49 @@ fn autostart_runs_when_a_parent_appears_late() {
     env.sim().add_parent(gpu).unwrap();
     assert_eq!(env.sim().wait_hooks(Duration::from_secs(30)).len(), 2);
     assert_eq!(env.active(), [U1]);
+}
+
+/// udev's `add` can come before the parent has published its types (a vendor daemon still
+/// starting, mdevctl issue #82): `start-parent-mdevs` waits a bounded time for them instead
+/// of failing at once.
+#[test]
+fn autostart_waits_for_types_a_parent_publishes_late() {
+    let Some(env) = Env::new("autostart-late-types", "demo") else {
+        return;
+    };
+    let gpu = "0000:84:00.0";
+    env.ok(&["define", "-u", U1, "-p", gpu, "-t", "nvidia-18", "--auto"]);
+    env.sim().add_parent_unpublished(gpu).unwrap();
+    let mut child = Command::new(MDEVCTL)
+        .args(["start-parent-mdevs", gpu])
+        .env("MDEVCTL_ENV_ROOT", &env.root)
+        .env("MDEVCTL_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // Each read blocks until mdevctl writes: the types are published only once it waits.
+    loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(
+            n > 0,
+            "start-parent-mdevs ended without waiting for the types"
+        );
+        if line.contains("Waiting up to") {
+            break;
+        }
+    }
+    assert!(line.contains(gpu), "{line}");
+    assert!(env.active().is_empty());
+    env.sim().publish_types(gpu).unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(!rest.contains("Failed to start"), "{rest}");
+    assert_eq!(env.active(), [U1], "{rest}");
 }
 
 #[test]
