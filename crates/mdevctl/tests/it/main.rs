@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod concurrency;
 mod define;
+mod io_errors;
 mod libvirt;
 mod life;
 mod list;
