@@ -1,5 +1,5 @@
 //! Running cargo from the tooling: where the workspace and its target directory are, and
-//! building the `mdevctl` binary.
+//! building the `mdevctl` binary and the benchmark's floor program.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,24 +32,33 @@ pub fn target_dir() -> PathBuf {
 
 /// `cargo build -p mdevctl [--release]`; returns the path of the built binary.
 pub fn build_mdevctl(release: bool) -> Result<PathBuf> {
+    build("mdevctl", "mdevctl", release)
+}
+
+/// The benchmark's floor program (`mdev-floor`, a binary of this crate), built like
+/// [`build_mdevctl`].
+pub fn build_floor(release: bool) -> Result<PathBuf> {
+    build("xtask", "mdev-floor", release)
+}
+
+fn build(package: &str, bin: &str, release: bool) -> Result<PathBuf> {
     // `cargo xtask` runs us through cargo, which tells us which cargo it is.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build", "--quiet", "--locked", "-p", "mdevctl", "--bin", "mdevctl",
-    ]);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--quiet", "--locked", "-p", package, "--bin", bin]);
     if release {
         cmd.arg("--release");
     }
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
-        anyhow::bail!("cargo build of mdevctl failed ({status})");
+        anyhow::bail!("cargo build of {bin} failed ({status})");
     }
-    let bin = target_dir()
+    let path = target_dir()
         .join(if release { "release" } else { "debug" })
-        .join("mdevctl");
-    if !bin.is_file() {
-        anyhow::bail!("cargo build succeeded but {} is missing", bin.display());
+        .join(bin);
+    if !path.is_file() {
+        anyhow::bail!("cargo build succeeded but {} is missing", path.display());
     }
-    Ok(bin)
+    Ok(path)
 }

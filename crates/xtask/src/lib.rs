@@ -8,3 +8,4 @@ pub mod fsutil;
 pub mod genhost;
 pub mod install;
 pub mod upstream;
+pub mod workload;

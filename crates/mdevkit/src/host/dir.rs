@@ -141,24 +141,16 @@ pub(super) fn read_fd(
     buf.clear();
     let mut want = FIRST_READ;
     loop {
-        let start = buf.len();
-        let end = start.checked_add(want).ok_or(io::ErrorKind::OutOfMemory)?;
-        buf.resize(end, 0);
-        let result = rustix::io::read(fd, buf.get_mut(start..).unwrap_or_default());
-        match result {
-            Err(rustix::io::Errno::INTR) => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(e.into());
-            }
+        // Into the spare capacity: nothing is zeroed or copied twice.
+        buf.reserve(want);
+        let room = buf.capacity().saturating_sub(buf.len());
+        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
             // A read returning nothing is the end of the file.
-            Ok(0) => {
-                buf.truncate(start);
-                return Ok(());
-            }
+            Ok(0) => return Ok(()),
             Ok(got) => {
-                buf.truncate(start.saturating_add(got));
-                if got < want && complete(buf) {
+                if got < room && complete(buf) {
                     return Ok(());
                 }
                 // Full (or short but incomplete): ask for as much again as there is.

@@ -39,6 +39,7 @@ fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
         parents: 3,
         active: 5,
         seed: 7,
+        ..Default::default()
     };
     let sum = genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
     assert_eq!(
