@@ -33,7 +33,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
-step "bench smoke (syscalls per device within budget)"
+step "bench smoke (syscalls per device within budget, no sleeping in listings)"
 cargo build -q --locked -p mdevctl
 cargo xtask bench --small --reps 3 --binary target/debug/mdevctl
 

@@ -103,29 +103,6 @@ impl Scan {
     }
 }
 
-/// Reads one definition file.
-pub fn load_file(
-    host: &Host,
-    path: PathBuf,
-    parent: ParentName,
-    uuid: Uuid,
-) -> Result<Definition, StoreError> {
-    let bytes = host.read(&path).map_err(|source| StoreError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let config = DeviceConfig::from_slice(&bytes).map_err(|source| StoreError::Malformed {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(Definition {
-        uuid,
-        parent,
-        config,
-        file: path,
-    })
-}
-
 /// Does this error mean "there is nothing there" rather than "it could not be read"?
 /// Nothing at the path, a file where a directory was expected, or (opened without following
 /// links) a symlink: each is an entry that does not count, as upstream's `lstat` test.

@@ -159,3 +159,46 @@ pub(super) fn read_fd(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::cell::RefCell;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_larger_than_the_first_read_is_read_whole() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        writer.write_all(&data).unwrap();
+        drop(writer);
+        let mut buf = b"old contents".to_vec();
+        read_fd(&OwnedFd::from(reader), &mut buf, |_| false).unwrap();
+        assert_eq!(buf, data);
+    }
+
+    #[test]
+    fn a_short_read_the_caller_finds_incomplete_reads_on() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"{\"a\": ").unwrap();
+        // The rest arrives only once the first, short read has been judged incomplete.
+        let writer = RefCell::new(Some(writer));
+        let seen = RefCell::new(Vec::new());
+        let mut buf = Vec::new();
+        let judge = |b: &[u8]| {
+            if let Some(mut w) = writer.borrow_mut().take() {
+                w.write_all(b"1}").unwrap();
+            }
+            b.ends_with(b"}")
+        };
+        read_fd(&OwnedFd::from(reader), &mut buf, |b| {
+            seen.borrow_mut().push(b.len());
+            judge(b)
+        })
+        .unwrap();
+        assert_eq!(buf, b"{\"a\": 1}");
+        assert_eq!(seen.into_inner(), [6, 8], "judged after each short read");
+    }
+}

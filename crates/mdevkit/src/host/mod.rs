@@ -219,11 +219,6 @@ impl Host {
         path.is_dir()
     }
 
-    /// Is `path` itself a directory (per `lstat`: a symlink to one does not count)?
-    pub fn is_real_dir(&self, path: &Path) -> bool {
-        fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-    }
-
     /// Writes `data` to an existing sysfs file in one `write` call, without creating it.
     ///
     /// sysfs attributes act on a single write; a trailing newline is never added here.
