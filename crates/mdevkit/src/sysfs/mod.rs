@@ -108,13 +108,18 @@ fn probe_on(bus: Bus<'_>, uuid: &Uuid) -> Result<Option<ActiveDevice>, ProbeErro
         let path = path.to_owned();
         move |source| ProbeError::Link { path, source }
     };
-    let parent_path = if target.file_name() == Some(OsStr::new(&name))
+    // On the kernel's layout the device's directory is reached again through the link's
+    // own text (relative to the bus directory, as the kernel resolves it) rather than
+    // through the link: its target is too long to be stored in the inode, so following it
+    // costs a block lookup each time.
+    let (parent_path, dev_rel) = if target.file_name() == Some(OsStr::new(&name))
         && target.parent().and_then(Path::file_name).is_some()
         && target != entry
     {
-        target
+        (target.clone(), target)
     } else {
-        host.canonicalize(&entry).map_err(link_err(&entry))?
+        let real = host.canonicalize(&entry).map_err(link_err(&entry))?;
+        (real, rel.to_owned())
     };
     let parent = parent_path
         .parent()
@@ -123,7 +128,7 @@ fn probe_on(bus: Bus<'_>, uuid: &Uuid) -> Result<Option<ActiveDevice>, ProbeErro
             path: entry.clone(),
             what: "parent",
         })?;
-    let type_rel = rel.join("mdev_type");
+    let type_rel = dev_rel.join("mdev_type");
     let type_link = entry.join("mdev_type");
     let type_target = bus.read_link(&type_rel).map_err(link_err(&type_link))?;
     // The link text names the type, but only a link that leads to a directory is one: a
