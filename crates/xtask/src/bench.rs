@@ -166,12 +166,21 @@ fn timing_table(hosts: &Hosts, times: &[CaseTimes]) -> Result<String> {
         let [t0, ts, tl] = med;
         let (us_s, us_l) = per_device_us(med, ns, nl);
         let (min_s, min_l) = per_device_us(min, ns, nl);
+        // A small host timed no slower than the empty one leaves no per-item cost to
+        // compare with: the machine's noise was larger than the work.
+        let ratio = |small: [f64; 3], s: f64, l: f64| {
+            if small[1] > small[0] {
+                format!("{:.2}", l / s)
+            } else {
+                "n/a (noise)".to_owned()
+            }
+        };
         let _ = writeln!(
             r,
-            "| {} | {ns} / {nl} | {t0:.2} | {ts:.2} | {tl:.2} | {us_s:.2} | {us_l:.2} | {:.2} | {:.2} |",
+            "| {} | {ns} / {nl} | {t0:.2} | {ts:.2} | {tl:.2} | {us_s:.2} | {us_l:.2} | {} | {} |",
             case.label(),
-            us_l / us_s,
-            min_l / min_s
+            ratio(med, us_s, us_l),
+            ratio(min, min_s, min_l)
         );
     }
     Ok(r)

@@ -13,7 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, CWD};
 
 use super::{Entry, EntryKind};
 
-/// The getdents buffer: room for about a thousand UUID-named entries per call.
+/// The getdents buffer: room for about 580 UUID-named entries (56 bytes each) per call.
 const DENTS_BUF: usize = 32 * 1024;
 /// The first read of a file asks for this much: a definition is a few hundred bytes, so
 /// one read returns all of it and comes back short.
