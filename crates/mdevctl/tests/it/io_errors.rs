@@ -13,10 +13,15 @@ use crate::life::*;
 
 /// `mdevctl <args>` with at most 4 open files: stdin, stdout, stderr and one more, which
 /// the inter-process lock of a state-changing command takes, so that opening the store
-/// fails with EMFILE (`prlimit` is util-linux's).
+/// fails with EMFILE.
 fn mdevctl_four_files(root: &FakeRoot, args: &[&str]) -> Transcript {
+    mdevctl_max_files(root, "--nofile=4", args)
+}
+
+/// `mdevctl <args>` under `prlimit <limit>` (util-linux).
+fn mdevctl_max_files(root: &FakeRoot, limit: &str, args: &[&str]) -> Transcript {
     let bin = bin();
-    let mut argv: Vec<&OsStr> = vec![OsStr::new("--nofile=4"), OsStr::new("--"), bin.as_os_str()];
+    let mut argv: Vec<&OsStr> = vec![OsStr::new(limit), OsStr::new("--"), bin.as_os_str()];
     argv.extend(args.iter().map(OsStr::new));
     let out = clean_command(root, Path::new("prlimit"), &argv)
         .output()
@@ -56,6 +61,23 @@ fn undefine_out_of_file_descriptors_names_the_store_and_removes_nothing() {
     let t = mdevctl_four_files(&root, &["undefine", "-u", U1]);
     assert_eq!(t.code, 1, "{}", t.stderr);
     assert_eq!(t.stderr_masked(&root), STORE_EMFILE);
+    assert_eq!(snapshot(&root), before);
+}
+
+#[test]
+fn undefine_of_a_definition_that_cannot_be_opened_names_it_and_removes_nothing() {
+    // Five files: the lock and the parent's directory leave none for the definition.
+    let root = defined_host();
+    let before = snapshot(&root);
+    let t = mdevctl_max_files(&root, "--nofile=5", &["undefine", "-u", U1]);
+    assert_eq!(t.code, 1, "{}", t.stderr);
+    assert_eq!(
+        t.stderr_masked(&root),
+        format!(
+            "Error: cannot read definition <ROOT>/etc/mdevctl.d/mtty/{U1}: \
+             Too many open files (os error 24)\n"
+        )
+    );
     assert_eq!(snapshot(&root), before);
 }
 
