@@ -1,5 +1,5 @@
 //! Running cargo from the tooling: where the workspace and its target directory are, and
-//! building the binaries.
+//! building the binaries (including the benchmark's floor program).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +33,12 @@ pub fn target_dir() -> PathBuf {
 /// `cargo build -p mdevctl [--release]`; returns the path of the built binary.
 pub fn build_mdevctl(release: bool) -> Result<PathBuf> {
     Ok(build_bins(release, &[("mdevctl", "mdevctl")])?.join("mdevctl"))
+}
+
+/// The benchmark's floor program (`mdev-floor`, a binary of this crate), built like
+/// [`build_mdevctl`].
+pub fn build_floor(release: bool) -> Result<PathBuf> {
+    Ok(build_bins(release, &[("xtask", "mdev-floor")])?.join("mdev-floor"))
 }
 
 /// `cargo build -p PACKAGE --bin NAME ...  [--release]` for each (package, binary) pair;

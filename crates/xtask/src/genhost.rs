@@ -13,19 +13,88 @@ use anyhow::{Context, Result};
 
 use crate::fsutil;
 
-/// How big a host to make.
-#[derive(Debug, Clone, Copy)]
+/// How big a host to make, and of which kind.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct HostSpec {
     /// Definitions under `etc/mdevctl.d`, spread round-robin over the parents.
     pub definitions: usize,
-    /// Parent devices (each with [`TYPES`] supported types).
+    /// Parent devices (each with the supported types of its kind).
     pub parents: usize,
     /// Active devices: the first `active` definitions are also running; any beyond the
     /// number of definitions are transient (running, not defined).
     pub active: usize,
     /// Seed for the UUIDs, so a given spec always yields the same tree.
     pub seed: u64,
+    /// What the parents are (their names and supported types).
+    pub parent_kind: ParentKind,
+    /// What the definitions hold.
+    pub mix: Mix,
+    /// Install one versioned callout script (see [`CALLOUT`]).
+    pub callout: bool,
 }
+
+/// The kind of parent device a host has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ParentKind {
+    /// PCI devices (`0000:10:00.0`, ...) with the mtty sample's two types ([`TYPES`]).
+    #[default]
+    Mtty,
+    /// s390 channel subchannels (`0.0.0010`, ...) with vfio-ccw's one type ([`CCW_TYPES`]).
+    VfioCcw,
+}
+
+impl ParentKind {
+    fn types(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        match self {
+            ParentKind::Mtty => &TYPES,
+            ParentKind::VfioCcw => &CCW_TYPES,
+        }
+    }
+
+    /// A parent's kernel name.
+    pub fn parent_name(self, i: usize) -> String {
+        match self {
+            ParentKind::Mtty => parent_name(i),
+            ParentKind::VfioCcw => format!("0.0.{:04x}", 0x10 + i),
+        }
+    }
+}
+
+/// What the definitions hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mix {
+    /// As a real store: a third `auto`, one in seven with an attribute.
+    #[default]
+    Varied,
+    /// Every definition `auto`, without attributes: what `start-parent-mdevs` starts.
+    AutoPlain,
+}
+
+/// vfio-ccw's one supported type.
+pub const CCW_TYPES: [(&str, &str, &str); 1] =
+    [("vfio_ccw-io", "I/O subchannel (Non-QDIO)", "vfio-ccw")];
+
+/// The versioned callout script of a host with `callout`: like s390-tools' ap-check it
+/// declares its capabilities and answers `get attributes` (one attribute per device); every
+/// other event succeeds without doing anything.
+pub const CALLOUT: &str = r#"#!/bin/sh
+while getopts t:e:a:s:u:p: opt; do
+    case $opt in
+    e) event=$OPTARG ;;
+    a) action=$OPTARG ;;
+    esac
+done
+case $event/$action in
+get/capabilities)
+    cat >/dev/null
+    echo '{"supports":{"version":1,"actions":["start","stop","define","undefine","modify","attributes","capabilities"],"events":["pre","post","get"]}}'
+    ;;
+get/attributes)
+    echo '[{"example_attr":"1"}]'
+    ;;
+esac
+exit 0
+"#;
 
 /// The supported types of every parent: (type dir name, `name`, `device_api`), modelled on
 /// the kernel's mtty sample driver.
@@ -120,22 +189,33 @@ pub fn generate(root: &Path, spec: &HostSpec) -> Result<HostSummary> {
     for dir in [&devices, &class, &bus, &store] {
         fsutil::mkdir(dir)?;
     }
+    let scripts = root.join("usr/lib/mdevctl/scripts.d");
     for dir in ["callouts", "notifiers"] {
-        fsutil::mkdir(&root.join("usr/lib/mdevctl/scripts.d").join(dir))?;
+        fsutil::mkdir(&scripts.join(dir))?;
     }
+    if spec.callout {
+        fsutil::write_file(
+            &scripts.join("callouts/bench-callout"),
+            CALLOUT.as_bytes(),
+            0o755,
+        )?;
+    }
+    let types = spec.parent_kind.types();
 
     // Count active devices per (parent, type) first, so available_instances is consistent.
-    let mut active_per_type = vec![[0usize; TYPES.len()]; spec.parents];
+    let mut active_per_type = vec![vec![0usize; types.len()]; spec.parents];
     for i in 0..spec.active {
         if let Some(slot) = active_per_type.get_mut(i % spec.parents.max(1)) {
-            slot[(i / spec.parents.max(1)) % TYPES.len()] += 1;
+            if let Some(n) = slot.get_mut((i / spec.parents.max(1)) % types.len()) {
+                *n += 1;
+            }
         }
     }
 
     for (p, per_type) in active_per_type.iter().enumerate() {
-        let name = parent_name(p);
+        let name = spec.parent_kind.parent_name(p);
         let pdir = devices.join(&name);
-        for (t, (tname, human, api)) in TYPES.iter().enumerate() {
+        for (t, (tname, human, api)) in types.iter().enumerate() {
             let tdir = pdir.join("mdev_supported_types").join(tname);
             let available = 4096usize.saturating_sub(per_type[t]);
             fsutil::write_file(
@@ -162,20 +242,25 @@ pub fn generate(root: &Path, spec: &HostSpec) -> Result<HostSummary> {
     // Device i lives on parent i % parents, with type (i / parents) % types.
     let placement = |i: usize| -> (String, usize) {
         let parents = spec.parents.max(1);
-        (parent_name(i % parents), (i / parents) % TYPES.len())
+        (
+            spec.parent_kind.parent_name(i % parents),
+            (i / parents) % types.len(),
+        )
     };
     for i in 0..spec.definitions.max(spec.active) {
         let uuid = rng.uuid();
         let (parent, t) = placement(i);
-        let tname = TYPES[t].0;
+        let tname = types.get(t).map_or("", |t| t.0);
         if i < spec.definitions {
             // A mix of autostart and manual, and some attributes, as a real store has.
-            let attrs: &[(&str, &str)] = if i.is_multiple_of(7) {
+            let varied = spec.mix == Mix::Varied;
+            let attrs: &[(&str, &str)] = if varied && i.is_multiple_of(7) {
                 &[("example_attr", "1")]
             } else {
                 &[]
             };
-            let json = definition_json(tname, (i / spec.parents.max(1)).is_multiple_of(3), attrs);
+            let auto = !varied || (i / spec.parents.max(1)).is_multiple_of(3);
+            let json = definition_json(tname, auto, attrs);
             fsutil::write_file(&store.join(&parent).join(&uuid), json.as_bytes(), 0o644)?;
             summary.defined.push((parent.clone(), uuid.clone()));
         }

@@ -12,3 +12,4 @@ pub mod install;
 pub mod rpm;
 pub mod tools;
 pub mod upstream;
+pub mod workload;

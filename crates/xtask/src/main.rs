@@ -127,7 +127,8 @@ enum Task {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Time list/types on generated hosts; report ratios and syscalls per device
+    /// Time the listings, types and start-parent-mdevs on generated hosts; report ratios to
+    /// the floor program (and upstream), syscalls per item and peak RSS
     Bench {
         #[arg(long, default_value_t = 11)]
         reps: usize,
@@ -145,6 +146,16 @@ enum Task {
         /// Keep the generated hosts
         #[arg(long)]
         keep: bool,
+    },
+    /// (internal) Run BIN ARGS with MDEVCTL_ENV_ROOT=ROOT and print its peak RSS in KiB;
+    /// used by `bench`
+    #[command(hide = true)]
+    PeakRss {
+        #[arg(long)]
+        root: PathBuf,
+        bin: PathBuf,
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// (internal) Time BIN ARGS in this process's view of the file system; used by
     /// `bench --upstream` inside a mount namespace
@@ -264,6 +275,7 @@ fn run(task: Task) -> Result<()> {
                 parents,
                 active,
                 seed,
+                ..Default::default()
             };
             let s = genhost::generate(&root, &spec)?;
             say(&format!(
@@ -292,6 +304,9 @@ fn run(task: Task) -> Result<()> {
                 keep,
             };
             say(bench::bench(&opts)?.trim_end());
+        }
+        Task::PeakRss { root, bin, args } => {
+            say(&bench::peak_rss_of_child(&bin, &root, &args)?.to_string());
         }
         Task::TimeRuns {
             reps,

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::bench::{check, median, ms, run, strace_available, syscalls_via, BenchHost, Per, CASES};
+use crate::bench::{check, median, ms, run, strace_available, syscalls_via, BenchHost, CASES};
 use crate::fsutil;
+use crate::workload::{Family, Hosts, Syscalls};
 
 /// How the binaries see the generated host.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,18 +184,16 @@ fn time(
     }
 }
 
-/// Compares on the large host; says why when it cannot.
+/// Compares on the large hosts; says why when it cannot.
 pub(crate) fn compare(
     ours: &Path,
     up: &Path,
-    hosts: &[BenchHost],
+    hosts: &Hosts,
     scratch: &Path,
     reps: usize,
 ) -> Result<String> {
-    let mut r = String::from("\nUpstream comparison (large host):\n\n");
-    let Some(host) = hosts.get(2) else {
-        return Ok(r);
-    };
+    let mut r = String::from("\nUpstream comparison (large hosts):\n\n");
+    let [.., host] = hosts.of(Family::Store)?;
     // mdevctl before 1.3 also insists on the deprecated /etc/mdevctl.d/scripts.d dirs.
     let compat = scratch.join("compat");
     for d in ["callouts", "notifiers"] {
@@ -221,9 +220,13 @@ pub(crate) fn compare(
             Method::Namespace
         }
     };
-    r.push_str("| command | upstream ms | mdevkit ms | mdevkit/upstream |\n|---|---|---|---|\n");
+    r.push_str(
+        "| command | upstream ms | mdevkit ms | **mdevkit/upstream** | upstream peak RSS MiB | mdevkit peak RSS MiB |\n\
+         |---|---|---|---|---|---|\n",
+    );
     let bins = [up.to_path_buf(), ours.to_path_buf()];
     for case in &CASES {
+        let [.., host] = hosts.of(case.family)?;
         let res = time(method, &bins, host, &compat, case.args, reps, scratch)?;
         let [(tu, out_u), (to, out_o)] = res.as_slice() else {
             anyhow::bail!("expected two timings, got {}", res.len());
@@ -231,11 +234,23 @@ pub(crate) fn compare(
         check(out_u, host, case, "upstream")?;
         check(out_o, host, case, "mdevkit")?;
         let (u, o) = (ms(*tu), ms(*to));
+        // Peak RSS only where both see the host through MDEVCTL_ENV_ROOT.
+        let rss = |bin: &Path| -> Result<String> {
+            Ok(match method {
+                Method::EnvRoot => {
+                    let kib = crate::bench::peak_rss_kib(bin, &host.root, case.args)?;
+                    format!("{:.1}", kib as f64 / 1024.0)
+                }
+                Method::Namespace => "-".into(),
+            })
+        };
         let _ = writeln!(
             r,
-            "| `mdevctl {}` | {u:.2} | {o:.2} | {:.2} |",
-            case.args.join(" "),
-            o / u.max(1e-6)
+            "| {} | {u:.2} | {o:.2} | **{:.2}** | {} | {} |",
+            case.label(),
+            o / u.max(1e-6),
+            rss(up)?,
+            rss(ours)?
         );
     }
     if strace_available() {
@@ -264,22 +279,20 @@ fn total_syscalls(
     Ok(counts.get("total").copied().unwrap_or(0))
 }
 
-/// Syscalls per device walked (large host minus empty host), upstream next to ours.
+/// Syscalls per item walked (large host minus empty host), upstream next to ours.
 fn compare_syscalls(
     method: Method,
     ours: &Path,
     up: &Path,
-    hosts: &[BenchHost],
+    hosts: &Hosts,
     compat: &Path,
     scratch: &Path,
 ) -> Result<String> {
-    let (Some(empty), Some(large)) = (hosts.first(), hosts.get(2)) else {
-        return Ok(String::new());
-    };
     let mut r = String::from(
-        "\n| command | upstream syscalls/device | mdevkit syscalls/device |\n|---|---|---|\n",
+        "\n| command | upstream syscalls/item | mdevkit syscalls/item |\n|---|---|---|\n",
     );
-    for case in CASES.iter().filter(|c| c.per != Per::Parent) {
+    for case in CASES.iter().filter(|c| c.syscalls != Syscalls::Skip) {
+        let [empty, _, large] = hosts.of(case.family)?;
         let n = large.count(case.per).max(1) as f64;
         let mut per = Vec::new();
         for bin in [up, ours] {
@@ -289,10 +302,10 @@ fn compare_syscalls(
         }
         let _ = writeln!(
             r,
-            "| `mdevctl {}` | {:.2} | {:.2} |",
-            case.args.join(" "),
-            per[0],
-            per[1]
+            "| {} | {:.2} | {:.2} |",
+            case.label(),
+            per.first().copied().unwrap_or_default(),
+            per.get(1).copied().unwrap_or_default()
         );
     }
     Ok(r)

@@ -12,6 +12,7 @@ mod concurrency;
 mod define;
 mod hostile_files;
 mod interrupts;
+mod io_errors;
 mod libvirt;
 mod life;
 mod list;

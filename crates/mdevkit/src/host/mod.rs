@@ -1,6 +1,7 @@
 //! The only module that touches the operating system: every path mdevkit uses hangs off
 //! [`Roots`], and every file, directory, lock and process operation goes through here.
 
+pub mod dir;
 pub mod fstype;
 pub mod lock;
 pub mod process;
@@ -171,22 +172,12 @@ impl Host {
     /// Lists a directory with each entry's `lstat` kind (from readdir's d_type where the
     /// file system provides it, so this is one getdents per directory, not a stat per entry).
     pub fn read_dir(&self, dir: &Path) -> io::Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let kind = match entry.file_type() {
-                Ok(t) if t.is_symlink() => EntryKind::Symlink,
-                Ok(t) if t.is_dir() => EntryKind::Dir,
-                Ok(t) if t.is_file() => EntryKind::File,
-                Ok(_) => EntryKind::Other,
-                Err(_) => EntryKind::Other,
-            };
-            out.push(Entry {
-                name: entry.file_name(),
-                kind,
-            });
-        }
-        Ok(out)
+        dir::Dir::open(dir, dir::Last::Follow)?.entries()
+    }
+
+    /// Opens a directory to list it and read what is in it relative to it ([`dir::Dir`]).
+    pub fn open_dir(&self, dir: &Path, last: dir::Last) -> io::Result<dir::Dir> {
+        dir::Dir::open(dir, last)
     }
 
     /// Reads at most `limit` bytes; a longer file (or endless stream such as `/dev/zero`)
@@ -206,13 +197,22 @@ impl Host {
         Ok(data)
     }
 
+    /// Reads a whole file: open, reads until one returns nothing, close (no `stat`).
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        let fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        let mut buf = Vec::new();
+        dir::read_fd(&fd, &mut buf, |_| false)?;
+        Ok(buf)
     }
 
     /// Reads a whole file when it exists; `Ok(None)` when it does not.
     pub fn read_if_exists(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(path) {
+        match self.read(path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -240,11 +240,6 @@ impl Host {
     /// Is `path` a directory (following symlinks)?
     pub fn is_dir(&self, path: &Path) -> bool {
         path.is_dir()
-    }
-
-    /// Is `path` itself a directory (per `lstat`: a symlink to one does not count)?
-    pub fn is_real_dir(&self, path: &Path) -> bool {
-        fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
     }
 
     /// Writes `data` to an existing sysfs file in one `write` call, without creating it.

@@ -73,6 +73,10 @@ pub fn active_rows(
 ) -> Vec<ListRow> {
     let (active, skipped) = sysfs::active_devices(&ctx.host, uuid);
     warn_skipped(&skipped);
+    // The store is opened once; each device's definition is read relative to it.
+    let mut defs = store::Lookup::open(&ctx.host)
+        .inspect_err(|e| log::warn!("{}", crate::error::chain(e)))
+        .ok();
     let mut rows: Vec<ListRow> = active
         .into_values()
         .filter(|a| parent.is_none_or(|p| *p == a.parent))
@@ -81,9 +85,13 @@ pub fn active_rows(
             // mode; a malformed definition still counts as defined but starts manually.
             // A broken one is reported like in `list --defined` (DIVERGENCES §2).
             let path = ctx.host.config_file(&a.parent, &a.uuid);
-            let (marker, start) = match ctx.host.read_if_exists(&path) {
+            let read = match defs.as_mut() {
+                Some(d) => d.read(&a.parent, &a.uuid),
+                None => Ok(None),
+            };
+            let (marker, start) = match read {
                 Ok(None) => (Marker::None, StartMode::Manual),
-                Ok(Some(bytes)) => match DeviceConfig::from_slice(&bytes) {
+                Ok(Some(bytes)) => match DeviceConfig::from_slice(bytes) {
                     Ok(c) => (Marker::Defined, c.start),
                     Err(source) => {
                         let e = StoreError::Malformed { path, source };

@@ -28,15 +28,28 @@ pub fn undefine(ctx: &Context, o: &UndefineOptions) -> Result<String, OpError> {
     if scan.is_empty() && scan.broken.is_empty() {
         return Err(OpError::NoMatch);
     }
+    // A directory or file that could not be read hides what it holds: removing anything
+    // then could remove a definition without its callouts, so nothing is.
+    let mut scan = scan;
+    if let Some(i) = scan.broken.iter().position(|b| {
+        matches!(
+            b.error,
+            store::StoreError::ReadDir { .. } | store::StoreError::Read { .. }
+        )
+    }) {
+        return Err(scan.broken.swap_remove(i).error.into());
+    }
     let mut failed = false;
     for b in &scan.broken {
         // No type can be read from it, so no callout can be told about it.
         let path = match &b.error {
             // Another spelling of the UUID's file name: removed with the definition.
-            store::StoreError::Read { path, .. }
-            | store::StoreError::Malformed { path, .. }
+            store::StoreError::Malformed { path, .. }
             | store::StoreError::Duplicate { path, .. } => path,
-            store::StoreError::Write { path, .. } | store::StoreError::Remove { path, .. } => path,
+            store::StoreError::ReadDir { path, .. }
+            | store::StoreError::Read { path, .. }
+            | store::StoreError::Write { path, .. }
+            | store::StoreError::Remove { path, .. } => path,
         };
         log::warn!(
             "Removing {} without callouts: {}",

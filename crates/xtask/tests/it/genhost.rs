@@ -39,6 +39,7 @@ fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
         parents: 3,
         active: 5,
         seed: 7,
+        ..Default::default()
     };
     let sum = genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
     assert_eq!(
@@ -99,6 +100,81 @@ fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
         types.lines().filter(|l| !l.starts_with(' ')).count(),
         3,
         "{types}"
+    );
+    let _ = fs::remove_dir_all(&root);
+}
+
+fn floor(mode: &str, root: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mdev-floor"))
+        .arg(mode)
+        .arg(root)
+        .output()
+        .unwrap_or_else(|e| panic!("running mdev-floor: {e}"));
+    assert!(out.status.success(), "mdev-floor {mode}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_floor_reads_every_definition_and_active_device() {
+    let root = tmp("floor");
+    let spec = HostSpec {
+        definitions: 30,
+        parents: 3,
+        active: 5,
+        seed: 7,
+        ..Default::default()
+    };
+    genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
+    assert_eq!(floor("defined", &root), "30\n");
+    assert_eq!(floor("active", &root), "5\n");
+    let _ = fs::remove_dir_all(&root);
+}
+
+#[test]
+fn host_kinds_give_ccw_parents_a_callout_and_startable_auto_definitions() {
+    let root = tmp("kinds");
+    let spec = HostSpec {
+        definitions: 4,
+        parents: 3,
+        active: 2,
+        seed: 7,
+        parent_kind: genhost::ParentKind::VfioCcw,
+        mix: genhost::Mix::AutoPlain,
+        callout: true,
+    };
+    let sum = genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
+    let types = mdevctl(&root, &["types"]);
+    assert!(types.starts_with("0.0.0010\n  vfio_ccw-io\n"), "{types}");
+    // The callout answers get attributes for every active device.
+    let active = mdevctl(&root, &["list", "-v"]);
+    assert_eq!(
+        active.matches(r#"{"example_attr":"1"}"#).count(),
+        2,
+        "{active}"
+    );
+    let defined = mdevctl(&root, &["list", "-d"]);
+    assert_eq!(defined.matches(" auto").count(), 4, "{defined}");
+    // Every auto definition not yet active starts (the plain `create` file takes the write).
+    let out = Command::new(xtask::cargo::build_mdevctl(false).unwrap_or_else(|e| panic!("{e:#}")))
+        .args(["start-parent-mdevs", "0.0.0012"])
+        .env("MDEVCTL_ENV_ROOT", &root)
+        .output()
+        .unwrap_or_else(|e| panic!("running mdevctl: {e}"));
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let created = fs::read_to_string(
+        root.join("sys/class/mdev_bus/0.0.0012/mdev_supported_types/vfio_ccw-io/create"),
+    )
+    .unwrap_or_else(|e| panic!("create: {e}"));
+    let want: Vec<&String> = sum
+        .defined
+        .iter()
+        .filter(|(p, _)| p == "0.0.0012")
+        .map(|(_, u)| u)
+        .collect();
+    assert_eq!(
+        want,
+        [&created],
+        "the one auto definition of 0.0.0012 was created"
     );
     let _ = fs::remove_dir_all(&root);
 }
