@@ -6,7 +6,7 @@ use crate::parse::Errno;
 
 /// The header and every type while the GPU is idle; then only the GPU's type, without the
 /// header, while it has room; nothing once full, on a VF with a vGPU, or before the types
-/// are known [I].
+/// are known \[I\].
 pub(crate) fn creatable_text(gpu: &GpuState, vf: &VfState) -> String {
     if !gpu.published || vf.vgpu.is_some() {
         return String::new();
@@ -28,7 +28,7 @@ pub(crate) fn creatable_text(gpu: &GpuState, vf: &VfState) -> String {
 
 /// `current_vgpu_type`'s store function in the RFC: `kstrtoul` base 10; EBUSY while the
 /// device is open; `0` on an empty VF succeeds; unknown type ENODEV, another type than the
-/// GPU's EINVAL, no room ENOSPC. A type on a VF that has one: EPERM [I].
+/// GPU's EINVAL, no room ENOSPC. A type on a VF that has one: EPERM \[I\].
 pub(crate) fn current_type_store(
     gpu: &mut GpuState,
     index: usize,

@@ -379,7 +379,7 @@ pub fn write(
 }
 
 /// Removes a definition file, then its parent directory if that is now empty. The caller
-/// holds the inter-process lock (see [`write`]).
+/// holds the inter-process lock (see [`write`](fn@write)).
 pub fn remove(host: &Host, file: &Path) -> Result<(), StoreError> {
     host.remove_file(file)
         .map_err(|source| StoreError::Remove {

@@ -67,9 +67,9 @@ fn packages(names: &[String]) -> Result<Vec<install::Package>> {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-<command>.8) into OUTDIR
+    /// Write the man pages (mdevctl.8, lsmdev.8, mdevctl-COMMAND.8) into OUTDIR
     Man { outdir: PathBuf },
-    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/<shell>/
+    /// Write bash, zsh and fish completions for mdevctl and lsmdev into OUTDIR/SHELL/
     Completions { outdir: PathBuf },
     /// Build the binaries and install them with their man pages, completions, udev rule,
     /// units and directories; prints the installed paths

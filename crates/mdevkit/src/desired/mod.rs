@@ -2,7 +2,7 @@
 //! each parent should have; the planner compares it with what the backends observe and
 //! the session executes the difference through the mdevctl operations.
 //!
-//! [`file`] parses and checks the format, [`selector`] picks parents, [`identity`] derives
+//! [`file`](mod@file) parses and checks the format, [`selector`] picks parents, [`identity`] derives
 //! stable UUIDs, [`ap`] finds vfio-ap conflicts, [`plan`] is the pure planner, [`session`]
 //! runs it on a host, [`state`] records which devices apply owns, [`render`] prints.
 

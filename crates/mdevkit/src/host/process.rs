@@ -173,11 +173,11 @@ fn abandon(child: &mut Child, group: Pid, running: &mut Running, e: io::Error) -
 
 /// Runs `program args...` and waits at most `limit` (a limit too large to add to the
 /// clock means no limit). On expiry the program's process group gets SIGTERM, and SIGKILL
-/// after [`GRACE`].
+/// after a grace period (`GRACE`, 2 s).
 ///
 /// The program leads a new process group but stays this process's direct child: its
 /// parent PID is what s390-tools' `ap-check` locks on. An interrupting signal that arrives
-/// meanwhile is forwarded to the group and then ends this process (see [`super::signal`]).
+/// meanwhile is forwarded to the group and then ends this process (see `host/signal.rs`).
 pub fn run(program: &Path, args: &[&str], stdin: Stdin<'_>, limit: Duration) -> io::Result<Output> {
     let mut running = Running::begin();
     let (mut child, group, pidfd) = running.spawn(|| {

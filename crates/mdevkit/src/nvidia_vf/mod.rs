@@ -2,7 +2,7 @@
 //! SR-IOV VF of the GPU is itself a vGPU once a type id is written to its
 //! `nvidia/current_vgpu_type`. See `docs/vendor-vfio.md`.
 //!
-//! [`discover`] finds the GPUs (per GPU, never per node), [`create`] and [`remove`] change a
+//! [`discover`](fn@discover) finds the GPUs (per GPU, never per node), [`create`] and [`remove`] change a
 //! VF, [`listing`] renders what exists. Every path comes from [`crate::Host`].
 
 mod catalogue;
