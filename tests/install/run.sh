@@ -84,7 +84,7 @@ arch=$(dpkg --print-architecture)
 DEB=$DEBS/mdevkit_${version}_${arch}.deb
 SIMDEB=$DEBS/mdev-sim_${version}_${arch}.deb
 MANIFEST=$DEBS/mdevkit_${version}_${arch}.manifest
-[ -f "$DEB" ] && [ -f "$SIMDEB" ] || die "the .debs are missing from $DEBS"
+{ [ -f "$DEB" ] && [ -f "$SIMDEB" ]; } || die "the .debs are missing from $DEBS"
 
 # A package built without a needed tool says which one is missing.
 no_tool_message() {
@@ -108,7 +108,7 @@ rpms() {
     local rpm sim
     rpm=$(find "$WORK/rpm" -name "mdevkit-${version}-*.rpm" | head -1)
     sim=$(find "$WORK/rpm" -name "mdev-sim-${version}-*.rpm" | head -1)
-    [ -n "$rpm" ] && [ -n "$sim" ] || { echo "no rpm files"; return 1; }
+    if [ -z "$rpm" ] || [ -z "$sim" ]; then echo "no rpm files"; return 1; fi
     rpm -qp --provides "$rpm" | grep -x 'mdevctl = 1.4.0' || { echo "no Provides: mdevctl = 1.4.0"; return 1; }
     rpm -qp --obsoletes "$rpm" | grep -x 'mdevctl < 1.5' || { echo "no Obsoletes: mdevctl"; return 1; }
     # The same files as the .deb's install list (rpm may compress man pages its own way;
@@ -225,7 +225,7 @@ snapshot >"$WORK/defs.before"
 unchanged() { diff "$WORK/defs.before" <(snapshot); }
 
 # ---- install over Debian's mdevctl --------------------------------------------------------
-install_ours() { apt_root install /pkgs/mdevkit_${version}_${arch}.deb >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; return 1; }; }
+install_ours() { apt_root install "/pkgs/mdevkit_${version}_${arch}.deb" >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; return 1; }; }
 check "apt install ./mdevkit.deb replaces Debian's mdevctl" install_ours
 check "Debian's mdevctl is gone, mdevkit installed" \
     bash -c "[ \"\$(chroot '$ROOT' dpkg-query -W -f='\${Status}' mdevkit)\" = 'install ok installed' ] &&
@@ -286,7 +286,7 @@ check "/etc/mdevctl.d unchanged after purge" unchanged
 
 # ---- and back to Debian's mdevctl ----------------------------------------------------------
 check "mdevkit again, then Debian's mdevctl replaces it" bash -c "
-    chroot '$ROOT' env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /pkgs/mdevkit_${version}_${arch}.deb /pkgs/mdevctl-consumer.deb >'$WORK/back.log' 2>&1 &&
+    chroot '$ROOT' env DEBIAN_FRONTEND=noninteractive apt-get install -y -q '/pkgs/mdevkit_${version}_${arch}.deb' /pkgs/mdevctl-consumer.deb >'$WORK/back.log' 2>&1 &&
     chroot '$ROOT' env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mdevctl >>'$WORK/back.log' 2>&1 || { cat '$WORK/back.log'; exit 1; }
     [ \"\$(chroot '$ROOT' dpkg-query -W -f='\${Status}' mdevctl-consumer)\" = 'install ok installed' ]"
 check "Debian's mdevctl has its udev rule and lists the same definitions" bash -c "
@@ -296,7 +296,7 @@ check "Debian's mdevctl has its udev rule and lists the same definitions" bash -
 # dpkg alone (no apt) unpacks ours first and then removes the conflicting mdevctl, whose
 # /lib/udev/rules.d/60-mdevctl.rules is our /usr/lib/... file under a merged /usr.
 dpkg_over() {
-    in_root dpkg -i /pkgs/mdevkit_${version}_${arch}.deb >"$WORK/dpkg-i.log" 2>&1 || { cat "$WORK/dpkg-i.log"; return 1; }
+    in_root dpkg -i "/pkgs/mdevkit_${version}_${arch}.deb" >"$WORK/dpkg-i.log" 2>&1 || { cat "$WORK/dpkg-i.log"; return 1; }
     grep -q 'Removing mdevctl' "$WORK/dpkg-i.log" || { echo "dpkg did not remove mdevctl itself:"; cat "$WORK/dpkg-i.log"; return 1; }
     grep -q "/usr/sbin/mdevctl start-parent-mdevs" "$ROOT/usr/lib/udev/rules.d/60-mdevctl.rules" &&
         ! in_root dpkg-divert --list | grep mdevkit

@@ -16,14 +16,17 @@ use crate::life::*;
 /// Generous: only catches a hang.
 const HANG: Duration = Duration::from_secs(30);
 
-/// A script body that, for `ev act`, records its process id (= its process group) in
-/// `<dir>/<uuid>` and the signal it gets in `<dir>/<uuid>.sig`, and otherwise waits.
+/// A callout body that, for `ev_act`, records its process id in `dir/<uuid>` and waits
+/// until a signal's trap records the signal in `dir/<uuid>.sig`. It waits in `wait`, not
+/// in a foreground `sleep`: a signal that reaches the shell's freshly forked child before
+/// it execs `sleep` is lost to that child, and the shell would run its trap only once the
+/// foreground `sleep` ends (here: when the grace period's SIGKILL ends everything).
 fn hold(ev_act: &str, dir: &Path) -> String {
     let d = dir.display();
     format!(
         "if [ \"$ev $act\" = '{ev_act}' ]; then\n  u=${{10}}\n  \
          for s in INT TERM HUP; do trap \"echo $s > '{d}/'$u.sig; exit 1\" $s; done\n  \
-         echo $$ > '{d}/'$u.tmp; mv '{d}/'$u.tmp '{d}/'$u\n  sleep 300\nfi\nexit 0"
+         echo $$ > '{d}/'$u.tmp; mv '{d}/'$u.tmp '{d}/'$u\n  sleep 300 & wait\nfi\nexit 0"
     )
 }
 
@@ -65,8 +68,38 @@ fn send(child: &Child, sig: Signal) {
     rustix::process::kill_process(pid, sig).unwrap();
 }
 
+/// No live process is left in `group`, at once or soon: mdevctl SIGKILLs what is left of
+/// each group before it ends, and a killed process may take a moment to die on a loaded
+/// machine (so this waits, bounded by [`HANG`]). A member that died is a zombie until init
+/// reaps it: it runs nothing, so it does not count (`kill(-group, 0)` would still find it).
 fn group_is_gone(group: Pid) -> bool {
-    rustix::process::test_kill_process_group(group) == Err(rustix::io::Errno::SRCH)
+    let until = Instant::now() + HANG;
+    while group_has_live_member(group) {
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+fn group_has_live_member(group: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return rustix::process::test_kill_process_group(group) != Err(rustix::io::Errno::SRCH);
+    };
+    entries.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(group.as_raw_nonzero().get()) && state != Some("Z")
+    })
 }
 
 fn interrupted_during_pre(sig: Signal, name: &str) {
