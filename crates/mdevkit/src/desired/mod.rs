@@ -3,7 +3,8 @@
 //! the session executes the difference through the mdevctl operations.
 //!
 //! [`file`] parses and checks the format, [`selector`] picks parents, [`identity`] derives
-//! stable UUIDs, [`ap`] finds vfio-ap conflicts, [`plan`] is the pure planner, [`session`]
+//! stable UUIDs, [`ap`] finds vfio-ap conflicts, [`plan`] is the pure planner
+//! ([`vgpus`] its vendor-VFIO half), [`session`]
 //! runs it on a host, [`state`] records which devices apply owns, [`render`] prints.
 
 pub mod ap;
@@ -14,6 +15,7 @@ pub mod render;
 pub mod selector;
 pub mod session;
 pub mod state;
+pub mod vgpus;
 
 #[cfg(test)]
 mod plan_tests;

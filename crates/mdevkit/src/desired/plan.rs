@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::ap;
 use super::file::{Entry, Identity};
 use super::identity::{counted_uuid, MachineId};
+use super::vgpus::{plan_vgpus, VgpuPlan, VgpuRecord};
 use crate::config::DeviceConfig;
 use crate::names::{ParentName, StartMode, TypeName, Uuid};
 use crate::observed::{BackendKind, Observed, ObservedParent};
@@ -75,11 +76,18 @@ pub struct Plan {
     pub unmanaged: Vec<Unmanaged>,
     /// Every device the profile wants: owned from now on.
     pub wanted: BTreeSet<Uuid>,
+    /// Vendor-VFIO GPUs: their steps (run after `steps`), unmanaged vGPUs, wanted vGPUs.
+    pub vgpus: VgpuPlan,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.vgpus.steps.is_empty()
+    }
+
+    /// How many changes, of both kinds.
+    pub fn len(&self) -> usize {
+        self.steps.len().saturating_add(self.vgpus.steps.len())
     }
 }
 
@@ -100,6 +108,8 @@ pub struct PlanInput<'a> {
     pub observed: &'a Observed,
     /// Devices earlier applies created or took over (the state file).
     pub owned: &'a BTreeSet<Uuid>,
+    /// The vendor-VFIO vGPUs earlier applies created or took over, by VF (the state file).
+    pub owned_vgpus: &'a [VgpuRecord],
     pub machine: &'a MachineId,
     pub options: PlanOptions,
 }
@@ -143,6 +153,49 @@ pub enum Problem {
         free: i64,
         users: String,
     },
+    #[error("parent {parent} has SR-IOV disabled (0 of {total} VFs): mdevkit never enables it; run `/usr/lib/nvidia/sriov-manage -e {parent}` (after nvidia-vgpud and nvidia-vgpu-mgr are running)")]
+    SriovDisabled { parent: ParentName, total: u16 },
+    #[error("{at}: parent {parent} is a vendor-VFIO GPU, which takes no {what}")]
+    NotForVgpus {
+        at: String,
+        parent: ParentName,
+        what: &'static str,
+    },
+    #[error("{at}: GPU {parent} cannot create type '{wanted}' now; creatable now: {offered}{}",
+        if hosted.is_empty() { String::new() } else {
+            format!("; it hosts {hosted}, and lists only types that fit beside them (equal-size mode): lower those counts to 0 first, or enable mixed-size mode")
+        })]
+    VgpuTypeNotCreatable {
+        at: String,
+        parent: ParentName,
+        wanted: String,
+        offered: String,
+        hosted: String,
+    },
+    #[error("{at}: type {type_name} on {parent} is already counted by {other}: merge them into one count")]
+    TypeTwice {
+        at: String,
+        parent: ParentName,
+        type_name: String,
+        other: String,
+    },
+    #[error(
+        "parent {parent}, type {} ({}): {wanted} more wanted but at most {free} can be created now; it holds: {users}",
+        vgpu_type.id, vgpu_type.name
+    )]
+    GpuFull {
+        parent: ParentName,
+        vgpu_type: crate::nvidia_vf::VgpuType,
+        wanted: u32,
+        free: u32,
+        users: String,
+    },
+    #[error("parent {parent}: the managed vGPU on {vf} ({type_name}) is no longer wanted, but a VM holds it: stop the VM first (mdevkit never clears a VF in use)")]
+    VgpuInUse {
+        parent: ParentName,
+        vf: crate::nvidia_vf::PciAddress,
+        type_name: String,
+    },
     #[error("vfio-ap conflict: device {second} would assign APQN {apqn}, which {first} has")]
     ApConflict {
         first: String,
@@ -167,6 +220,7 @@ impl Problem {
             Problem::NoParent { .. }
                 | Problem::TypesNotPublished { .. }
                 | Problem::UnknownType { .. }
+                | Problem::SriovDisabled { .. }
         )
     }
 }
@@ -218,6 +272,11 @@ fn resolve(input: &PlanInput<'_>, problems: &mut Vec<Problem>) -> BTreeMap<Uuid,
             }
             continue;
         }
+        // Vendor-VFIO GPUs are planned by `vgpus`.
+        let parents: Vec<(&ParentName, &ObservedParent)> = parents
+            .into_iter()
+            .filter(|(_, p)| p.vf.is_none())
+            .collect();
         for (di, spec) in entry.devices.iter().enumerate() {
             let at = format!("{at_entry}, device {di}");
             if let Identity::Explicit(uuid) = spec.identity {
@@ -437,6 +496,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
     }
     steps.sort_by(|a, b| (a.action, &a.parent, a.uuid).cmp(&(b.action, &b.parent, b.uuid)));
+    let vgpus = plan_vgpus(input, &mut problems);
     check_capacity(input, &steps, &mut problems);
     check_ap(input, &wanted, &steps, &mut problems);
     if !problems.is_empty() {
@@ -446,6 +506,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         steps,
         unmanaged,
         wanted: wanted.into_keys().collect(),
+        vgpus,
     })
 }
 
