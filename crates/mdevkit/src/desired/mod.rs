@@ -11,6 +11,7 @@ pub mod ap;
 pub mod file;
 pub mod identity;
 pub mod plan;
+pub mod problem;
 pub mod render;
 pub mod selector;
 pub mod session;
@@ -19,3 +20,5 @@ pub mod vgpus;
 
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod vgpus_tests;
