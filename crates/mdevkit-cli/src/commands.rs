@@ -207,6 +207,7 @@ fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     if p.is_empty() {
+        session.record_takeovers(&p)?;
         emit(&format!("No changes: the host matches profile '{name}'.\n"))?;
         return Ok(Outcome::Done);
     }

@@ -392,6 +392,53 @@ fn apply_waits_for_vfs_enabled_late() {
 }
 
 #[test]
+fn vf_records_are_taken_over_and_kept_while_sriov_is_disabled() {
+    let Some(env) = l40s("vfio-keep-records") else {
+        return;
+    };
+    let numvfs = env.path(&format!("sys/bus/pci/devices/{PF2}/sriov_numvfs"));
+    std::fs::write(&numvfs, "32").unwrap();
+    let f = env.file(
+        "d.yaml",
+        "version: 1\nprofiles:\n  p:\n    - parents: \"0000:5e:00.0\"\n      optional: true\n      devices: [{type: \"NVIDIA L40S-4Q\", count: 1}]\n",
+    );
+    env.ok(&["vgpu", "create", "-p", PF2, "-t", "L40S-4Q"]);
+    env.ok(&["vgpu", "create", "-p", PF2, "-t", "L40S-4Q"]);
+    env.ok(&["vgpu", "remove", "--vf", "0000:5e:00.4"]);
+    // The hand-made vGPU on 00.5 is taken over and recorded, though nothing changes.
+    assert_eq!(
+        env.ok(&["apply", "-f", &f, "-c", "p"]),
+        "No changes: the host matches profile 'p'.\n"
+    );
+    let state = env.path("var/lib/mdevkit/state.json");
+    let recorded = std::fs::read_to_string(&state).unwrap();
+    assert!(recorded.contains("\"vf\": \"0000:5e:00.5\""), "{recorded}");
+    let two = env.file(
+        "two.yaml",
+        "version: 1\nprofiles:\n  p:\n    - parents: \"0000:5e:00.0\"\n      optional: true\n      devices: [{type: \"NVIDIA L40S-4Q\", count: 2}]\n",
+    );
+    assert_eq!(
+        env.ok(&["apply", "-f", &two, "-c", "p"]),
+        "+ create   0000:5e:00.0 1150 (NVIDIA L40S-4Q) 0000:5e:00.4\n\
+         Applied 1 change(s) to match profile 'p'.\n"
+    );
+    // SR-IOV goes off (a reboot before the SR-IOV unit ran); an apply meanwhile (the entry
+    // is optional) has nothing to do and must not forget the VFs.
+    std::fs::write(&numvfs, "0").unwrap();
+    env.ok(&["apply", "-f", &two, "-c", "p"]);
+    env.ok(&[
+        "apply",
+        "-f",
+        &env.file("other.yaml", "version: 1\nprofiles:\n  p: []\n"),
+        "-c",
+        "p",
+    ]);
+    let recorded = std::fs::read_to_string(&state).unwrap();
+    assert!(recorded.contains("\"vf\": \"0000:5e:00.4\""), "{recorded}");
+    assert!(recorded.contains("\"vf\": \"0000:5e:00.5\""), "{recorded}");
+}
+
+#[test]
 fn after_a_reboot_apply_puts_each_vgpu_back_on_its_vf() {
     let Some(env) = l40s("vfio-reboot") else {
         return;

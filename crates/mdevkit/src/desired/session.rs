@@ -218,6 +218,25 @@ impl<'a> Session<'a> {
         Ok(state::save(&self.ctx.host, &self.paths.state_file, owned)?)
     }
 
+    /// For a plan without steps: records the vGPUs it takes over (made by hand, or by an
+    /// apply whose state file was lost), so that lowering a count later removes them and a
+    /// reboot brings them back on their VFs. Writes nothing when the records are complete.
+    pub fn record_takeovers(&self, plan: &Plan) -> Result<(), DesiredError> {
+        let mut owned = self.owned()?;
+        let missing: Vec<VgpuRecord> = plan
+            .vgpus
+            .wanted
+            .iter()
+            .filter(|r| !owned.vgpus.contains(r))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        owned.vgpus.extend(missing);
+        self.save_state(&owned)
+    }
+
     /// Runs the plan's steps in order, stopping at the first failure. The state file first
     /// records every device about to be created (so a crash leaves none orphaned), then
     /// keeps only the owned devices that still exist. The caller should hold the lock
@@ -225,7 +244,8 @@ impl<'a> Session<'a> {
     ///
     /// Vendor-VFIO vGPUs are recorded by VF: before the steps, the old records and every
     /// vGPU the plan wants; after them, the wanted ones (a failed creation keeps its VF
-    /// reserved for the next apply) and old ones whose VF still has the recorded type.
+    /// reserved for the next apply), old ones whose VF still has the recorded type, and
+    /// those of GPUs not visible now.
     pub fn apply(&self, plan: &Plan) -> Result<Applied, DesiredError> {
         let mut owned = self.owned()?;
         let before = owned.vgpus.clone();
@@ -256,12 +276,19 @@ impl<'a> Session<'a> {
         }
         let now = self.observe();
         owned.devices.retain(|u| now.devices.contains_key(u));
+        // A GPU that cannot be seen now (gone, or SR-IOV disabled) keeps its records, as
+        // definitions on an absent mdev parent stay: its vGPUs come back on the same VFs.
         let still = |r: &&VgpuRecord| {
-            now.parents
+            let gpu = now
+                .parents
                 .values()
                 .filter_map(|p| p.vf.as_ref())
-                .flat_map(|g| &g.vfs)
-                .any(|v| v.address == r.vf && v.vgpu.as_ref().is_some_and(|t| t.id == r.type_id))
+                .find(|g| g.pf == r.pf && g.enabled_vfs > 0);
+            gpu.is_none_or(|g| {
+                g.vfs.iter().any(|v| {
+                    v.address == r.vf && v.vgpu.as_ref().is_some_and(|t| t.id == r.type_id)
+                })
+            })
         };
         owned.vgpus = plan.vgpus.wanted.clone();
         owned.vgpus.extend(before.iter().filter(still).cloned());
