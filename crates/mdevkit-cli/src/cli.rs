@@ -49,6 +49,56 @@ pub enum Command {
     Assert(Target),
     /// Write the host's current devices as a desired-state file
     Export(ExportArgs),
+    /// Show the types of mdev parents and of vendor-VFIO GPUs (NVIDIA vGPUs on VFs)
+    Types(InventoryArgs),
+    /// Show mdev devices and vendor-VFIO vGPUs
+    List(InventoryArgs),
+    /// Create or remove one vendor-VFIO vGPU (NVIDIA, kernel >= 6.8: the VF is the vGPU)
+    #[command(subcommand)]
+    Vgpu(VgpuCommand),
+}
+
+fn pci_address(s: &str) -> Result<mdevkit::nvidia_vf::PciAddress, String> {
+    s.parse()
+        .map_err(|e: mdevkit::names::NameError| e.to_string())
+}
+
+fn vgpu_type(s: &str) -> Result<mdevkit::nvidia_vf::TypeSelector, String> {
+    s.parse()
+        .map_err(|e: mdevkit::names::NameError| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InventoryOutput {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[arg(long, value_enum, default_value_t = InventoryOutput::Text)]
+    pub output: InventoryOutput,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VgpuCommand {
+    /// Give a free VF of the GPU a vGPU type; prints the VF, the type id and its name
+    Create {
+        /// The GPU's PF address (`mdevkit types` lists them)
+        #[arg(short = 'p', long = "parent", value_name = "PF", value_parser = pci_address)]
+        pf: mdevkit::nvidia_vf::PciAddress,
+        /// The type id (1150) or name (`NVIDIA L40S-4Q`, `L40S-4Q`)
+        #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = vgpu_type)]
+        vgpu_type: mdevkit::nvidia_vf::TypeSelector,
+        /// This VF of the GPU [default: the first free one]
+        #[arg(long = "vf", value_name = "VF", value_parser = pci_address)]
+        vf: Option<mdevkit::nvidia_vf::PciAddress>,
+    },
+    /// Remove the vGPU of a VF (refused while a VM holds it)
+    Remove {
+        #[arg(long = "vf", value_name = "VF", value_parser = pci_address)]
+        vf: mdevkit::nvidia_vf::PciAddress,
+    },
 }
 
 #[derive(Debug, Args)]

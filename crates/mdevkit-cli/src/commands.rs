@@ -35,7 +35,7 @@ impl Outcome {
     }
 }
 
-fn emit(out: &str) -> anyhow::Result<()> {
+pub(crate) fn emit(out: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
@@ -62,13 +62,13 @@ fn settings() -> anyhow::Result<Settings> {
     })
 }
 
-struct Env {
-    ctx: Context,
-    paths: Paths,
+pub(crate) struct Env {
+    pub(crate) ctx: Context,
+    pub(crate) paths: Paths,
 }
 
 impl Env {
-    fn new() -> anyhow::Result<Env> {
+    pub(crate) fn new() -> anyhow::Result<Env> {
         let env = |k: &str| std::env::var_os(k);
         Ok(Env {
             ctx: Context::new(Host::new(Roots::from_env(env)), settings()?),
@@ -112,6 +112,9 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             emit(&render::export(&observed, &options, format))?;
             Ok(Outcome::Done)
         }
+        Command::Types(a) => crate::inventory::types(&env, &a),
+        Command::List(a) => crate::inventory::list(&env, &a),
+        Command::Vgpu(c) => crate::inventory::vgpu(&env, c),
     }
 }
 
@@ -170,11 +173,15 @@ fn assert(env: &Env, t: &Target) -> anyhow::Result<Outcome> {
         out.push_str(&render::step_line(s));
         out.push('\n');
     }
+    for s in &p.vgpus.steps {
+        out.push_str(&render::vgpu_step_line(s));
+        out.push('\n');
+    }
     emit(&out)?;
     let _ = writeln!(
         std::io::stderr().lock(),
         "Error: the host differs from profile '{name}' by {} change(s)",
-        p.steps.len()
+        p.len()
     );
     Ok(Outcome::Differs)
 }
@@ -200,13 +207,14 @@ fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     if p.is_empty() {
+        session.record_takeovers(&p)?;
         emit(&format!("No changes: the host matches profile '{name}'.\n"))?;
         return Ok(Outcome::Done);
     }
     let applied = session.apply(&p)?;
     let mut out = String::new();
     for s in &applied.done {
-        out.push_str(&render::step_line(s));
+        out.push_str(&render::change_line(s));
         out.push('\n');
     }
     emit(&out)?;
@@ -214,8 +222,8 @@ fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
         bail!(
             "{} of {} changes applied; failed: {}: {}\nThe state file and definitions are consistent: fix the cause and run apply again.",
             applied.done.len(),
-            p.steps.len(),
-            render::step_line(&step),
+            p.len(),
+            render::change_line(&step),
             mdevkit::error::chain(&e)
         );
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod inventory;
 mod logger;
 
 use std::io::Write;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod desired;
 pub mod error;
 pub mod host;
+pub mod inventory;
 pub mod names;
 pub mod nvidia_vf;
 pub mod observed;

@@ -24,6 +24,12 @@ pub struct Env {
 impl Env {
     /// The demo host, or None (skip) when FUSE is unavailable outside CI.
     pub fn new(test: &str) -> Option<Env> {
+        Env::with_profile(test, Profile::builtin("demo").unwrap())
+    }
+
+    /// A host of another profile; `<root>/proc` stands for the processes that may hold
+    /// vendor-VFIO VFs open (empty: none).
+    pub fn with_profile(test: &str, profile: Profile) -> Option<Env> {
         if !mdev_sim::fuse_for_test(test).unwrap() {
             return None;
         }
@@ -37,7 +43,8 @@ impl Env {
             format!("{MACHINE_ID}\n"),
         )
         .unwrap();
-        let sim = Sim::mount(&root.path().join("sys"), Profile::builtin("demo").unwrap()).unwrap();
+        std::fs::create_dir_all(root.path().join("proc")).unwrap();
+        let sim = Sim::mount(&root.path().join("sys"), profile).unwrap();
         Some(Env { sim, root })
     }
 
@@ -158,6 +165,30 @@ impl Env {
     pub fn sys(&self) -> &Path {
         self.sim.mountpoint()
     }
+}
+
+/// Compares `actual` with `tests/golden/<name>`; `MDEVKIT_BLESS=1` rewrites the file.
+pub fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("MDEVKIT_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} unreadable ({e}); run with MDEVKIT_BLESS=1 to create it",
+            path.display()
+        )
+    });
+    assert!(
+        want == actual,
+        "output differs from golden file {}\n--- want ---\n{want}\n--- got ---\n{actual}\n---\n\
+         (if the change is intended, rerun with MDEVKIT_BLESS=1 and review the diff)",
+        path.display()
+    );
 }
 
 /// The UUIDs named in lines of plan or apply output with this marker.

@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod lifecycle;
 mod refusals;
+mod vendor_vfio;
 mod waiting;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{Backend, BackendError};
+use super::{Backend, BackendError, PlanStep};
 use crate::config::JsonStyle;
 use crate::desired::plan::{Action, Step};
 use crate::desired::selector::parse_pci_id;
@@ -107,6 +107,7 @@ impl Backend for MdevBackend<'_> {
                 pci: self.pci_ids(&name),
                 driver: self.bound_driver(&name),
                 types,
+                vf: None,
             };
             into.parents.insert(name, parent);
         }
@@ -128,7 +129,12 @@ impl Backend for MdevBackend<'_> {
         }
     }
 
-    fn execute(&self, step: &Step) -> Result<(), BackendError> {
+    fn execute(&self, change: &PlanStep) -> Result<(), BackendError> {
+        let PlanStep::Device(step) = change else {
+            return Err(BackendError::NoBackend {
+                kind: change.backend(),
+            });
+        };
         let ctx = self.ctx;
         let uuid = step.uuid;
         let parent = Some(step.parent.clone());

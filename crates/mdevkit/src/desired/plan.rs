@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::ap;
 use super::file::{Entry, Identity};
 use super::identity::{counted_uuid, MachineId};
+use super::problem::name_suffix;
+pub use super::problem::{PlanError, Problem};
+use super::vgpus::{plan_vgpus, VgpuPlan, VgpuRecord};
 use crate::config::DeviceConfig;
 use crate::names::{ParentName, StartMode, TypeName, Uuid};
 use crate::observed::{BackendKind, Observed, ObservedParent};
@@ -75,11 +78,18 @@ pub struct Plan {
     pub unmanaged: Vec<Unmanaged>,
     /// Every device the profile wants: owned from now on.
     pub wanted: BTreeSet<Uuid>,
+    /// Vendor-VFIO GPUs: their steps (run after `steps`), unmanaged vGPUs, wanted vGPUs.
+    pub vgpus: VgpuPlan,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.vgpus.steps.is_empty()
+    }
+
+    /// How many changes, of both kinds.
+    pub fn len(&self) -> usize {
+        self.steps.len().saturating_add(self.vgpus.steps.len())
     }
 }
 
@@ -100,88 +110,10 @@ pub struct PlanInput<'a> {
     pub observed: &'a Observed,
     /// Devices earlier applies created or took over (the state file).
     pub owned: &'a BTreeSet<Uuid>,
+    /// The vendor-VFIO vGPUs earlier applies created or took over, by VF (the state file).
+    pub owned_vgpus: &'a [VgpuRecord],
     pub machine: &'a MachineId,
     pub options: PlanOptions,
-}
-
-/// Why a plan cannot be applied; each is one line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Problem {
-    #[error("{at}: no parent matches {selectors}")]
-    NoParent { at: String, selectors: String },
-    #[error("parent {parent} has not published its types yet")]
-    TypesNotPublished { parent: ParentName },
-    #[error("{at}: parent {parent} has no type '{wanted}'; it has: {offered}")]
-    UnknownType {
-        at: String,
-        parent: ParentName,
-        wanted: String,
-        offered: String,
-    },
-    #[error("{at}: device {uuid} must be on one parent, but the selector matches {parents}")]
-    AmbiguousParent {
-        at: String,
-        uuid: Uuid,
-        parents: String,
-    },
-    #[error("{at}: device {uuid} on {parent} is already claimed by {other}")]
-    ClaimedTwice {
-        at: String,
-        uuid: Uuid,
-        parent: ParentName,
-        other: String,
-    },
-    #[error(
-        "parent {parent}, type {mdev_type}{}: {wanted} to start but {free} free; in use: {users}",
-        name_suffix(type_name)
-    )]
-    NoCapacity {
-        parent: ParentName,
-        mdev_type: TypeName,
-        type_name: String,
-        wanted: u64,
-        free: i64,
-        users: String,
-    },
-    #[error("vfio-ap conflict: device {second} would assign APQN {apqn}, which {first} has")]
-    ApConflict {
-        first: String,
-        second: String,
-        apqn: String,
-    },
-}
-
-fn name_suffix(name: &str) -> String {
-    if name.is_empty() {
-        String::new()
-    } else {
-        format!(" ({name})")
-    }
-}
-
-impl Problem {
-    /// A parent or type that may still appear (what `apply --wait` waits for).
-    pub fn is_missing(&self) -> bool {
-        matches!(
-            self,
-            Problem::NoParent { .. }
-                | Problem::TypesNotPublished { .. }
-                | Problem::UnknownType { .. }
-        )
-    }
-}
-
-/// A plan that cannot be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-pub struct PlanError {
-    pub problems: Vec<Problem>,
-}
-
-impl PlanError {
-    pub fn only_missing(&self) -> bool {
-        self.problems.iter().all(Problem::is_missing)
-    }
 }
 
 /// A device the profile wants, resolved against the host.
@@ -218,6 +150,11 @@ fn resolve(input: &PlanInput<'_>, problems: &mut Vec<Problem>) -> BTreeMap<Uuid,
             }
             continue;
         }
+        // Vendor-VFIO GPUs are planned by `vgpus`.
+        let parents: Vec<(&ParentName, &ObservedParent)> = parents
+            .into_iter()
+            .filter(|(_, p)| p.vf.is_none())
+            .collect();
         for (di, spec) in entry.devices.iter().enumerate() {
             let at = format!("{at_entry}, device {di}");
             if let Identity::Explicit(uuid) = spec.identity {
@@ -437,6 +374,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
     }
     steps.sort_by(|a, b| (a.action, &a.parent, a.uuid).cmp(&(b.action, &b.parent, b.uuid)));
+    let vgpus = plan_vgpus(input, &mut problems);
     check_capacity(input, &steps, &mut problems);
     check_ap(input, &wanted, &steps, &mut problems);
     if !problems.is_empty() {
@@ -446,6 +384,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         steps,
         unmanaged,
         wanted: wanted.into_keys().collect(),
+        vgpus,
     })
 }
 

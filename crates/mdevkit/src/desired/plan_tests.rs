@@ -108,6 +108,7 @@ fn run(
         entries,
         observed,
         owned,
+        owned_vgpus: &[],
         machine: &machine(),
         options,
     })
@@ -339,6 +340,7 @@ fn an_unknown_type_lists_the_types_of_the_parent() {
         entries,
         observed: &host(),
         owned: &BTreeSet::new(),
+        owned_vgpus: &[],
         machine: &machine(),
         options: PlanOptions::default(),
     })
@@ -486,7 +488,7 @@ proptest! {
         let options = PlanOptions { prune, no_start };
         let m = machine();
         let input = |observed, owned| PlanInput {
-            profile: name, entries, observed, owned, machine: &m, options,
+            profile: name, entries, observed, owned, owned_vgpus: &[], machine: &m, options,
         };
         let first = match plan(&input(&start, &owned)) {
             Ok(p) => p,

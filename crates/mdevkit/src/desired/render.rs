@@ -9,9 +9,11 @@ use super::file::{
     Checked, RawAttr, RawDevice, RawEntry, RawFile, RawSelector, RawSelectors, RawStart,
 };
 use super::plan::{Plan, Step, Unmanaged};
+use super::vgpus::{UnmanagedVgpu, VgpuStep};
+use crate::backend::PlanStep;
 use crate::config::JsonStyle;
 use crate::names::{ParentName, StartMode, TypeName};
-use crate::observed::Observed;
+use crate::observed::{BackendKind, Observed};
 
 fn type_text(id: &TypeName, name: &str) -> String {
     if name.is_empty() {
@@ -30,6 +32,35 @@ pub fn step_line(s: &Step) -> String {
         s.parent,
         type_text(&s.mdev_type, &s.type_name),
         s.uuid
+    )
+}
+
+/// `+ create   0000:3d:00.0 1150 (NVIDIA L40S-4Q) 0000:3d:00.4`: the GPU, the type, the VF.
+pub fn vgpu_step_line(s: &VgpuStep) -> String {
+    format!(
+        "{} {:<8} {} {} ({}) {}",
+        s.action.marker(),
+        s.action.as_str(),
+        s.pf,
+        s.vgpu_type.id,
+        s.vgpu_type.name,
+        s.vf
+    )
+}
+
+/// One line for a change of either kind.
+pub fn change_line(c: &PlanStep) -> String {
+    match c {
+        PlanStep::Device(s) => step_line(s),
+        PlanStep::Vgpu(s) => vgpu_step_line(s),
+    }
+}
+
+fn unmanaged_vgpu_line(u: &UnmanagedVgpu) -> String {
+    let held = if u.held_by_vm { ", in use by a VM" } else { "" };
+    format!(
+        "  unmanaged {} {} ({}) {} (vGPU{held})",
+        u.pf, u.vgpu_type.id, u.vgpu_type.name, u.vf
     )
 }
 
@@ -59,11 +90,19 @@ pub fn plan_text(profile: &str, plan: &Plan, observed: &Observed) -> String {
         out.push_str(&step_line(s));
         out.push('\n');
     }
+    for s in &plan.vgpus.steps {
+        out.push_str(&vgpu_step_line(s));
+        out.push('\n');
+    }
     for u in &plan.unmanaged {
         out.push_str(&unmanaged_line(u, observed));
         out.push('\n');
     }
-    let n = plan.steps.len();
+    for u in &plan.vgpus.unmanaged {
+        out.push_str(&unmanaged_vgpu_line(u));
+        out.push('\n');
+    }
+    let n = plan.len();
     out.push_str(&match n {
         0 => format!("No changes: the host matches profile '{profile}'.\n"),
         1 => format!("1 change to match profile '{profile}'.\n"),
@@ -74,7 +113,7 @@ pub fn plan_text(profile: &str, plan: &Plan, observed: &Observed) -> String {
 
 /// The plan as JSON (pretty, with a trailing newline).
 pub fn plan_json(profile: &str, plan: &Plan) -> String {
-    let changes: Vec<Value> = plan
+    let mut changes: Vec<Value> = plan
         .steps
         .iter()
         .map(|s| {
@@ -89,7 +128,17 @@ pub fn plan_json(profile: &str, plan: &Plan) -> String {
             })
         })
         .collect();
-    let unmanaged: Vec<Value> = plan
+    changes.extend(plan.vgpus.steps.iter().map(|s| {
+        json!({
+            "action": s.action.as_str(),
+            "vf": s.vf.to_string(),
+            "parent": s.pf.to_string(),
+            "type": s.vgpu_type.id.to_string(),
+            "type_name": s.vgpu_type.name,
+            "backend": BackendKind::NvidiaVf.as_str(),
+        })
+    }));
+    let mut unmanaged: Vec<Value> = plan
         .unmanaged
         .iter()
         .map(|u| {
@@ -102,6 +151,15 @@ pub fn plan_json(profile: &str, plan: &Plan) -> String {
             })
         })
         .collect();
+    unmanaged.extend(plan.vgpus.unmanaged.iter().map(|u| {
+        json!({
+            "vf": u.vf.to_string(),
+            "parent": u.pf.to_string(),
+            "type": u.vgpu_type.id.to_string(),
+            "type_name": u.vgpu_type.name,
+            "held_by_vm": u.held_by_vm,
+        })
+    }));
     let v = json!({
         "profile": profile,
         "changes": changes,
@@ -163,6 +221,38 @@ pub fn export(observed: &Observed, o: &ExportOptions, format: ExportFormat) -> S
             }),
             attrs: attrs.into_iter().map(RawAttr).collect(),
         });
+    }
+    // Vendor-VFIO GPUs: a count per type, by name (ids change between driver branches).
+    for (parent, p) in &observed.parents {
+        let Some(gpu) = &p.vf else { continue };
+        if !o.parents.is_empty() && !o.parents.contains(parent) {
+            continue;
+        }
+        let mut counts: Vec<(String, u32)> = Vec::new();
+        for t in gpu.vfs.iter().filter_map(|v| v.vgpu.as_ref()) {
+            let label = if t.name.is_empty() {
+                t.id.to_string()
+            } else {
+                t.name.clone()
+            };
+            match counts.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, n)) => *n = n.saturating_add(1),
+                None => counts.push((label, 1)),
+            }
+        }
+        if counts.is_empty() {
+            continue;
+        }
+        by_parent
+            .entry(parent)
+            .or_default()
+            .extend(counts.into_iter().map(|(label, n)| RawDevice {
+                uuid: None,
+                mdev_type: label,
+                count: Some(n),
+                start: None,
+                attrs: Vec::new(),
+            }));
     }
     let entries = by_parent
         .into_iter()

@@ -1,19 +1,19 @@
 //! One run of `mdevkit plan/apply/assert/export`: reads the file, the machine id and the
 //! state file, asks the backends what the host has, plans, and executes the plan.
 
-use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::file::{self, DesiredFile, FileError, ProfileError};
 use super::identity::{MachineId, MachineIdError};
-use super::plan::{self, Plan, PlanError, PlanInput, PlanOptions, Step};
-use super::state::{self, Paths, StateError};
+use super::plan::{self, Plan, PlanError, PlanInput, PlanOptions};
+use super::state::{self, Owned, Paths, StateError};
+use super::vgpus::VgpuRecord;
 use crate::backend::mdev::MdevBackend;
-use crate::backend::{Backend, BackendError};
+use crate::backend::nvidia_vf::NvidiaVfBackend;
+use crate::backend::{Backend, BackendError, PlanStep};
 use crate::host::uevent::UeventWatcher;
-use crate::names::Uuid;
 use crate::observed::Observed;
 use crate::ops::{Context, OpError};
 
@@ -84,8 +84,8 @@ pub fn load(ctx: &Context, source: &Source) -> Result<DesiredFile, DesiredError>
 /// What apply did: the steps that succeeded, and the one that failed (apply stops there).
 #[derive(Debug)]
 pub struct Applied {
-    pub done: Vec<Step>,
-    pub failed: Option<(Step, BackendError)>,
+    pub done: Vec<PlanStep>,
+    pub failed: Option<(PlanStep, BackendError)>,
 }
 
 /// A plan and the host it was made against.
@@ -113,7 +113,10 @@ impl<'a> Session<'a> {
         Session {
             ctx,
             paths,
-            backends: vec![Box::new(MdevBackend::new(ctx, &staging))],
+            backends: vec![
+                Box::new(MdevBackend::new(ctx, &staging)),
+                Box::new(NvidiaVfBackend::new(&ctx.host)),
+            ],
         }
     }
 
@@ -141,8 +144,8 @@ impl<'a> Session<'a> {
             })
     }
 
-    pub fn owned(&self) -> Result<BTreeSet<Uuid>, DesiredError> {
-        Ok(state::load(&self.ctx.host, &self.paths.state_file)?)
+    pub fn owned(&self) -> Result<Owned, DesiredError> {
+        Ok(state::load_owned(&self.ctx.host, &self.paths.state_file)?)
     }
 
     /// Plans `profile` against the host as it is now.
@@ -160,7 +163,8 @@ impl<'a> Session<'a> {
             profile: name,
             entries,
             observed: &observed,
-            owned: &owned,
+            owned: &owned.devices,
+            owned_vgpus: &owned.vgpus,
             machine: &machine,
             options,
         })?;
@@ -209,36 +213,85 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn save_state(&self, owned: &BTreeSet<Uuid>) -> Result<(), DesiredError> {
+    fn save_state(&self, owned: &Owned) -> Result<(), DesiredError> {
         let _lock = self.ctx.lock().map_err(DesiredError::Lock)?;
         Ok(state::save(&self.ctx.host, &self.paths.state_file, owned)?)
+    }
+
+    /// For a plan without steps: records the vGPUs it takes over (made by hand, or by an
+    /// apply whose state file was lost), so that lowering a count later removes them and a
+    /// reboot brings them back on their VFs. Writes nothing when the records are complete.
+    pub fn record_takeovers(&self, plan: &Plan) -> Result<(), DesiredError> {
+        let mut owned = self.owned()?;
+        let missing: Vec<VgpuRecord> = plan
+            .vgpus
+            .wanted
+            .iter()
+            .filter(|r| !owned.vgpus.contains(r))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        owned.vgpus.extend(missing);
+        self.save_state(&owned)
     }
 
     /// Runs the plan's steps in order, stopping at the first failure. The state file first
     /// records every device about to be created (so a crash leaves none orphaned), then
     /// keeps only the owned devices that still exist. The caller should hold the lock
     /// ([`Context::hold_lock`]) from planning to here, so that nothing changes in between.
+    ///
+    /// Vendor-VFIO vGPUs are recorded by VF: before the steps, the old records and every
+    /// vGPU the plan wants; after them, the wanted ones (a failed creation keeps its VF
+    /// reserved for the next apply), old ones whose VF still has the recorded type, and
+    /// those of GPUs not visible now.
     pub fn apply(&self, plan: &Plan) -> Result<Applied, DesiredError> {
         let mut owned = self.owned()?;
-        owned.extend(plan.wanted.iter().copied());
+        let before = owned.vgpus.clone();
+        owned.devices.extend(plan.wanted.iter().copied());
+        owned.vgpus.extend(plan.vgpus.wanted.iter().cloned());
         self.save_state(&owned)?;
         let mut done = Vec::new();
         let mut failed = None;
-        for step in &plan.steps {
-            let result = match self.backends.iter().find(|b| b.kind() == step.backend) {
-                Some(b) => b.execute(step),
-                None => Err(BackendError::NoBackend { kind: step.backend }),
+        let changes = plan
+            .steps
+            .iter()
+            .cloned()
+            .map(PlanStep::Device)
+            .chain(plan.vgpus.steps.iter().cloned().map(PlanStep::Vgpu));
+        for change in changes {
+            let kind = change.backend();
+            let result = match self.backends.iter().find(|b| b.kind() == kind) {
+                Some(b) => b.execute(&change),
+                None => Err(BackendError::NoBackend { kind }),
             };
             match result {
-                Ok(()) => done.push(step.clone()),
+                Ok(()) => done.push(change),
                 Err(e) => {
-                    failed = Some((step.clone(), e));
+                    failed = Some((change, e));
                     break;
                 }
             }
         }
         let now = self.observe();
-        owned.retain(|u| now.devices.contains_key(u));
+        owned.devices.retain(|u| now.devices.contains_key(u));
+        // A GPU that cannot be seen now (gone, or SR-IOV disabled) keeps its records, as
+        // definitions on an absent mdev parent stay: its vGPUs come back on the same VFs.
+        let still = |r: &&VgpuRecord| {
+            let gpu = now
+                .parents
+                .values()
+                .filter_map(|p| p.vf.as_ref())
+                .find(|g| g.pf == r.pf && g.enabled_vfs > 0);
+            gpu.is_none_or(|g| {
+                g.vfs.iter().any(|v| {
+                    v.address == r.vf && v.vgpu.as_ref().is_some_and(|t| t.id == r.type_id)
+                })
+            })
+        };
+        owned.vgpus = plan.vgpus.wanted.clone();
+        owned.vgpus.extend(before.iter().filter(still).cloned());
         self.save_state(&owned)?;
         Ok(Applied { done, failed })
     }

@@ -1,5 +1,6 @@
 //! Where mdevkit keeps its own files, and the state file: the UUIDs of the devices apply
-//! created or took over (and so may change or remove), written atomically under the lock.
+//! created or took over (and so may change or remove), and which VF holds which managed
+//! vendor-VFIO vGPU, written atomically under the lock.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -9,8 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::file::Checked;
+use super::vgpus::VgpuRecord;
 use crate::host::{Host, ENV_ROOT};
 use crate::names::Uuid;
+use crate::nvidia_vf::{PciAddress, VgpuTypeId};
 
 /// Chooses the profile when `-c` is not given.
 pub const ENV_PROFILE: &str = "MDEVKIT_PROFILE";
@@ -69,6 +72,27 @@ struct StateFile {
     version: u32,
     /// Sorted UUIDs of the devices apply owns.
     devices: Vec<Checked<Uuid>>,
+    /// The managed vGPUs by VF (absent when there are none, as before vendor-VFIO).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    vgpus: Vec<RawVgpu>,
+}
+
+/// A [`VgpuRecord`] as stored: `{"vf", "pf", "type" (the name), "type_id"}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVgpu {
+    vf: Checked<PciAddress>,
+    pf: Checked<PciAddress>,
+    #[serde(rename = "type")]
+    type_name: String,
+    type_id: Checked<VgpuTypeId>,
+}
+
+/// Everything apply owns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Owned {
+    pub devices: BTreeSet<Uuid>,
+    pub vgpus: Vec<VgpuRecord>,
 }
 
 /// The most a state file may hold (about 20 000 devices).
@@ -76,9 +100,14 @@ const MAX_STATE: u64 = 1 << 20;
 
 /// The owned devices; a missing file means none.
 pub fn load(host: &Host, path: &Path) -> Result<BTreeSet<Uuid>, StateError> {
+    Ok(load_owned(host, path)?.devices)
+}
+
+/// The owned devices and vGPUs; a missing file means none.
+pub fn load_owned(host: &Host, path: &Path) -> Result<Owned, StateError> {
     let bytes = match host.read_bounded(path, MAX_STATE) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Owned::default()),
         Err(source) => {
             return Err(StateError::Read {
                 path: path.to_owned(),
@@ -90,14 +119,38 @@ pub fn load(host: &Host, path: &Path) -> Result<BTreeSet<Uuid>, StateError> {
         path: path.to_owned(),
         source,
     })?;
-    Ok(f.devices.into_iter().map(|c| c.0).collect())
+    Ok(Owned {
+        devices: f.devices.into_iter().map(|c| c.0).collect(),
+        vgpus: f
+            .vgpus
+            .into_iter()
+            .map(|r| VgpuRecord {
+                vf: r.vf.0,
+                pf: r.pf.0,
+                type_name: r.type_name,
+                type_id: r.type_id.0,
+            })
+            .collect(),
+    })
 }
 
 /// Replaces the state file atomically. The caller holds the inter-process lock.
-pub fn save(host: &Host, path: &Path, owned: &BTreeSet<Uuid>) -> Result<(), StateError> {
+pub fn save(host: &Host, path: &Path, owned: &Owned) -> Result<(), StateError> {
+    let mut vgpus = owned.vgpus.clone();
+    vgpus.sort();
+    vgpus.dedup();
     let f = StateFile {
         version: 1,
-        devices: owned.iter().copied().map(Checked).collect(),
+        devices: owned.devices.iter().copied().map(Checked).collect(),
+        vgpus: vgpus
+            .into_iter()
+            .map(|r| RawVgpu {
+                vf: Checked(r.vf),
+                pf: Checked(r.pf),
+                type_name: r.type_name,
+                type_id: Checked(r.type_id),
+            })
+            .collect(),
     };
     let mut text = crate::config::to_json_string(&f, crate::config::JsonStyle::Pretty);
     text.push('\n');
@@ -120,10 +173,30 @@ mod tests {
         let host = Host::new(Roots::under(dir.path()));
         let path = Paths::under(dir.path()).state_file;
         assert!(load(&host, &path).unwrap().is_empty());
-        let owned: BTreeSet<Uuid> =
+        let devices: BTreeSet<Uuid> =
             ["6c8ef8c3-9d8c-4c43-8d4f-5d1e0b6a9f10".parse().unwrap()].into();
+        let owned = Owned {
+            devices: devices.clone(),
+            vgpus: Vec::new(),
+        };
         save(&host, &path, &owned).unwrap();
-        assert_eq!(load(&host, &path).unwrap(), owned);
+        assert_eq!(load(&host, &path).unwrap(), devices);
+        // Without vGPUs the file is as before vendor-VFIO support.
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("vgpus"));
+        let vgpu = VgpuRecord {
+            vf: "0000:3d:00.4".parse().unwrap(),
+            pf: "0000:3d:00.0".parse().unwrap(),
+            type_name: "NVIDIA L40S-4Q".into(),
+            type_id: "1150".parse().unwrap(),
+        };
+        let both = Owned {
+            devices,
+            vgpus: vec![vgpu.clone(), vgpu],
+        };
+        save(&host, &path, &both).unwrap();
+        let back = load_owned(&host, &path).unwrap();
+        assert_eq!(back.vgpus.len(), 1);
+        assert_eq!(back.vgpus[0], both.vgpus[0]);
         std::fs::write(&path, "{\"version\": 1}").unwrap();
         assert!(matches!(
             load(&host, &path),
