@@ -69,7 +69,10 @@ step 2 plan -f desired.yaml
 step 0 apply -f desired.yaml
 step 0 apply -f desired.yaml
 step 0 assert -f desired.yaml
-victim=$(ls "$root/sys/class/mdev_bus/0000:83:00.0" | grep -E '^[0-9a-f-]{36}$' | head -n1)
+victim=
+for d in "$root/sys/class/mdev_bus/0000:83:00.0"/*-*-*-*-*; do
+    [ -e "$d/remove" ] && victim=${d##*/} && break
+done
 echo "# a device disappears behind mdevkit's back: echo 1 > .../$victim/remove"
 echo 1 >"$root/sys/bus/mdev/devices/$victim/remove"
 step 1 assert -f desired.yaml
