@@ -49,6 +49,8 @@ pub enum Command {
     Assert(Target),
     /// Write the host's current devices as a desired-state file
     Export(ExportArgs),
+    /// Check whether the host is ready for mediated devices, and why not (exit 1: a check failed)
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]

@@ -35,7 +35,7 @@ impl Outcome {
     }
 }
 
-fn emit(out: &str) -> anyhow::Result<()> {
+pub fn emit(out: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
@@ -112,6 +112,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             emit(&render::export(&observed, &options, format))?;
             Ok(Outcome::Done)
         }
+        Command::Doctor(a) => crate::doctor::run(a),
     }
 }
 

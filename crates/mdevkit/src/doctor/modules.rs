@@ -88,11 +88,9 @@ fn one(host: &Host, m: &Modules, id: &'static str, names: &[&str], needed: bool)
     if let Some(s) = seen.iter().find(|s| s.loaded()) {
         return Check::ok(id, "", s.evidence());
     }
-    let evidence = seen
-        .iter()
-        .map(Seen::evidence)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let mut evidence: Vec<&str> = seen.iter().map(Seen::evidence).collect();
+    evidence.dedup();
+    let evidence = evidence.join("; ");
     let load = format!("modprobe {}", names.first().copied().unwrap_or_default());
     if seen.iter().any(|s| matches!(s, Seen::Unknown(_))) {
         return Check::warn(

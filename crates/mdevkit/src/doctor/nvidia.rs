@@ -107,7 +107,11 @@ fn driver_check(host: &Host) -> Check {
     let m = Modules::read(host);
     let nvidia = m.find(host, "nvidia");
     let vfio = m.find(host, "nvidia_vgpu_vfio");
-    let evidence = format!("{}; {}", nvidia.evidence(), vfio.evidence());
+    let evidence = if nvidia.evidence() == vfio.evidence() {
+        nvidia.evidence().to_owned()
+    } else {
+        format!("{}; {}", nvidia.evidence(), vfio.evidence())
+    };
     match (&nvidia, &vfio) {
         (a, b) if a.loaded() && b.loaded() => Check::ok(ID, "", evidence),
         (Seen::Unknown(_), _) | (_, Seen::Unknown(_)) => Check::warn(
