@@ -356,6 +356,25 @@ fn doctor_type_filter_reports_only_that_type_and_a_missing_one() {
     let (code, d) = r.doctor(&["-p", "mtty", "-t", "mtty-9"]);
     d.expect("type.available", "mtty/mtty-9", "fail", "does not exist");
     assert_eq!(code, 1);
+    let (code, d) = r.doctor(&["-t", "mtty-9"]);
+    d.expect("type.available", "mtty-9", "fail", "no parent in");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn doctor_type_filter_without_parent_does_not_fail_parents_lacking_it() {
+    let Some(r) = Root::builtin("doctor_type_no_parent", "demo") else {
+        return;
+    };
+    r.write("etc/udev/rules.d/60-mdevctl.rules", "# rule\n");
+    let (code, d) = r.doctor(&["-t", "mtty-1"]);
+    d.expect("type.available", "mtty/mtty-1", "ok", "24 (0 in use)");
+    assert!(
+        !d.0.to_string().contains("0000:83:00.0/mtty-1"),
+        "{:#}",
+        d.0
+    );
+    assert_eq!(code, 0, "{:#}", d.0);
 }
 
 #[test]

@@ -172,9 +172,12 @@ pub(crate) fn driver_of(host: &Host, dev_dir: &Path) -> Option<String> {
     Some(target.file_name()?.to_string_lossy().into_owned())
 }
 
-/// Lowercase-hex or decimal text of a small sysfs file, trimmed; `None` when absent.
+/// Large enough for `/proc/cpuinfo` of a big machine; sysfs attributes are a page.
+const READ_LIMIT: u64 = 1 << 22;
+
+/// A file's text, trimmed; `None` when it cannot be read.
 pub(crate) fn read_trimmed(host: &Host, path: &Path) -> Option<String> {
-    host.read_bounded(path, 65536)
+    host.read_bounded(path, READ_LIMIT)
         .ok()
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
 }
@@ -230,4 +233,29 @@ pub fn run(host: &Host, scope: &Scope) -> Report {
         checks.extend(device::dry_start(host, &facts, &uuid, &scope));
     }
     Report { checks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_are_cut_with_a_count() {
+        let items: Vec<String> = (1..=6).map(|i| i.to_string()).collect();
+        assert_eq!(list(&items), "1, 2, 3, 4 and 2 more");
+        assert_eq!(list(&items[..2]), "1, 2");
+    }
+
+    #[test]
+    fn the_worst_status_decides_the_result() {
+        let mut r = Report::default();
+        assert_eq!(r.worst(), Status::Ok);
+        r.checks.push(Check::warn("a", "", "e", "r"));
+        r.checks.push(Check::ok("b", "", "e"));
+        assert_eq!(r.worst(), Status::Warn);
+        r.checks.push(Check::fail("c", "x", "e", "r"));
+        assert_eq!(r.worst(), Status::Fail);
+        assert_eq!(r.find("c", "x").map(|c| c.status), Some(Status::Fail));
+        assert_eq!(r.count(Status::Ok), 1);
+    }
 }

@@ -142,3 +142,38 @@ pub(super) fn check(host: &Host, facts: &Facts) -> Vec<Check> {
         mdev_core(host, &m, mdev_used),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::Roots;
+
+    #[test]
+    fn a_module_is_found_by_its_whole_name_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Roots::under(dir.path()));
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::write(
+            dir.path().join("proc/modules"),
+            "vfio_pci 16384 0 - Live 0x0\nmdev 20480 1 vfio_pci, Live 0x0\n",
+        )
+        .unwrap();
+        let m = Modules::read(&host);
+        assert!(m.find(&host, "mdev").loaded());
+        assert!(
+            matches!(m.find(&host, "vfio"), Seen::Absent(_)),
+            "vfio_pci is not vfio"
+        );
+        std::fs::create_dir_all(dir.path().join("sys/module/vfio")).unwrap();
+        assert!(matches!(m.find(&host, "vfio"), Seen::SysModule(_)));
+    }
+
+    #[test]
+    fn nothing_readable_is_unknown_not_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Roots::under(dir.path()));
+        let m = Modules::read(&host);
+        assert!(matches!(m.find(&host, "vfio"), Seen::Unknown(_)));
+    }
+}

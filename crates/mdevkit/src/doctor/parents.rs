@@ -168,7 +168,8 @@ fn types(host: &Host, facts: &Facts, parent: &ParentName, scope: &Scope, out: &m
         }
         out.push(available(host, facts, parent, &ty));
     }
-    if let Some(t) = &scope.mdev_type {
+    // Without -p, a type only some parents offer is no failure of the others.
+    if let (Some(t), Some(_)) = (&scope.mdev_type, &scope.parent) {
         if !host.is_dir(&host.type_dir(parent, t)) {
             out.push(Check::fail(
                 "type.available",
@@ -222,6 +223,16 @@ pub(super) fn check(host: &Host, facts: &Facts, gpus: &Gpus, scope: &Scope) -> V
     for p in parents {
         out.push(driver(host, p));
         types(host, facts, p, scope, &mut out);
+    }
+    if let (Some(t), None) = (&scope.mdev_type, &scope.parent) {
+        if !out.iter().any(|c| c.id == "type.available") {
+            out.push(Check::fail(
+                "type.available",
+                t.as_str(),
+                format!("no parent in {} offers {t}", host.mdev_bus_dir().display()),
+                "check the type's name (mdevctl types), or whether its parent's types are published",
+            ));
+        }
     }
     out
 }
