@@ -10,6 +10,7 @@
 #
 # Environment (all optional):
 #   MDEVCTL_BIN=path          test this binary instead of `cargo build --release -p mdevctl`
+#   MDEVKIT_BIN=path          the mdevkit binary for the doctor group (default: built with mdevctl)
 #   MDEVKIT_RK_CACHE=dir      cache root (default /var/cache/mdevkit-realkernel)
 #   MDEVKIT_RK_KVER=abi       kernel ABI, e.g. 6.1.0-56-amd64 (default: what linux-image-amd64 depends on)
 #   MDEVKIT_RK_TIMEOUT=secs   wall-clock limit for the guest (default 240)

@@ -56,6 +56,8 @@ pub enum Command {
     /// Create or remove one vendor-VFIO vGPU (NVIDIA, kernel >= 6.8: the VF is the vGPU)
     #[command(subcommand)]
     Vgpu(VgpuCommand),
+    /// Check whether the host is ready for mediated devices, and why not (exit 1: a check failed)
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 fn pci_address(s: &str) -> Result<mdevkit::nvidia_vf::PciAddress, String> {

@@ -115,6 +115,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Types(a) => crate::inventory::types(&env, &a),
         Command::List(a) => crate::inventory::list(&env, &a),
         Command::Vgpu(c) => crate::inventory::vgpu(&env, c),
+        Command::Doctor(a) => crate::doctor::run(a),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod callouts;
 pub mod config;
 pub mod desired;
+pub mod doctor;
 pub mod error;
 pub mod host;
 pub mod inventory;

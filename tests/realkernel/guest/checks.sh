@@ -674,6 +674,63 @@ group_final() {
     expect_output "'mdevctl types' at the end matches sysfs" "$EXP"
 }
 
+# ---------------------------------------------------------------- mdevkit doctor
+
+# dr ARGS... : run `mdevkit doctor`; sets RC, LAST_CMD; output in $OUT (JSON squeezed of
+# whitespace into $OUT.flat, for greps of one check's fields)
+dr() {
+    CALLS=$((CALLS + 1))
+    LAST_CMD="mdevkit doctor $*"
+    timeout "$CMD_TIMEOUT" mdevkit doctor "$@" >"$OUT" 2>"$ERR" </dev/null
+    RC=$?
+    tr -d ' \t\n' <"$OUT" >"$OUT.flat"
+}
+
+# has_check ID SUBJECT STATUS : the last JSON run has that check with that status
+has_check() { grep -qF "\"id\":\"$1\",\"subject\":\"$2\",\"status\":\"$3\"" "$OUT.flat"; }
+
+group_doctor() {
+    if ! command -v mdevkit >/dev/null 2>&1; then
+        echo "  | (group doctor skipped: no mdevkit binary in this image)"
+        return
+    fi
+    local before u p t
+    before=$(active_count)
+    dr --output json
+    check "'mdevkit doctor' exits 0 on the booted guest (nothing fails)" rc_is 0
+    timeout "$CMD_TIMEOUT" mdevkit doctor 2>&1 | sed 's/^/  |     /'
+    check "the guest has no IOMMU: a warning" has_check iommu "" warn
+    check "vfio, an IOMMU backend and mdev are seen loaded" \
+        sh -c "grep -qF '\"id\":\"module.vfio\",\"subject\":\"\",\"status\":\"ok\"' $OUT.flat \
+            && grep -qF '\"id\":\"module.vfio_iommu\",\"subject\":\"\",\"status\":\"ok\"' $OUT.flat \
+            && grep -qF '\"id\":\"module.mdev\",\"subject\":\"\",\"status\":\"ok\"' $OUT.flat"
+    for p in mtty mdpy mbochs; do
+        check "$p has its types published (parent.types ok)" has_check parent.types "$p" ok
+        for t in $(names "$MDEV_BUS/$p/mdev_supported_types"); do
+            check "$p/$t has instances (type.available ok)" has_check type.available "$p/$t" ok
+        done
+    done
+    # Fill mbochs-large, as the exhaustion group does: doctor names the devices.
+    t=mbochs-large
+    while [ "$(avail mbochs $t)" -gt 0 ] 2>/dev/null; do
+        new_uuid >"$MDEV_BUS/mbochs/mdev_supported_types/$t/create" || break
+    done
+    dr --output json -p mbochs -t "$t"
+    check "exhausted $t is a warning naming its devices" \
+        sh -c "grep -qF '\"id\":\"type.available\",\"subject\":\"mbochs/$t\",\"status\":\"warn\"' $OUT.flat \
+            && grep -q 'device(s) of this type exist' $OUT"
+    for u in $(names "$MDEV_DEVS"); do echo 1 >"$MDEV_DEVS/$u/remove"; done
+    u=$(new_uuid)
+    mc define -u "$u" -p mtty -t mtty-1
+    dr --output json -u "$u"
+    check "-u: a defined mtty-1 device would start (device.start ok)" has_check device.start "$u" ok
+    check_sys "-u created nothing" test "$(active_count)" = "$before"
+    mc undefine -u "$u"
+    dr -u "$(new_uuid)"
+    check "-u of an unknown device exits 1 with FAIL device.found" \
+        sh -c "[ $RC = 1 ] && grep -q '^FAIL device.found' $OUT"
+}
+
 # ---------------------------------------------------------------- kernel record
 
 # group_record (the sample drivers' sysfs, for the host to compare with the committed record)
@@ -693,7 +750,7 @@ run_group() {
     reset_state
 }
 
-for g in record environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart final; do
+for g in record environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart doctor final; do
     run_group "$g"
 done
 

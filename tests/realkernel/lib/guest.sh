@@ -11,11 +11,19 @@ build_mdevctl() {
         say "    binary under test (MDEVCTL_BIN): $RK_MDEVCTL"
     else
         command -v cargo >/dev/null 2>&1 || die "cargo not found (needed to build mdevctl; or set MDEVCTL_BIN)"
-        (cd "$RK_REPO" && quiet cargo build --release --locked -p mdevctl) \
-            || die "cargo build --release --locked -p mdevctl failed"
+        # mdevkit shares the library, so the second binary costs little more.
+        (cd "$RK_REPO" && quiet cargo build --release --locked -p mdevctl -p mdevkit-cli) \
+            || die "cargo build --release --locked -p mdevctl -p mdevkit-cli failed"
         RK_MDEVCTL=${CARGO_TARGET_DIR:-$RK_REPO/target}/release/mdevctl
+        RK_MDEVKIT=${CARGO_TARGET_DIR:-$RK_REPO/target}/release/mdevkit
         [ -x "$RK_MDEVCTL" ] || die "cargo build succeeded but $RK_MDEVCTL does not exist"
         say "    binary under test: $RK_MDEVCTL (release build)"
+    fi
+    # With MDEVCTL_BIN, `mdevkit doctor` is only checked when MDEVKIT_BIN names one too.
+    RK_MDEVKIT=${MDEVKIT_BIN:-${RK_MDEVKIT:-}}
+    if [ -n "$RK_MDEVKIT" ]; then
+        [ -x "$RK_MDEVKIT" ] || die "$RK_MDEVKIT is not an executable file"
+        say "    mdevkit (doctor checks): $RK_MDEVKIT"
     fi
 }
 
@@ -75,6 +83,7 @@ make_initramfs() {
     # mdevctl as installed upstream: /usr/sbin/mdevctl and lsmdev -> mdevctl
     copy_bin "$RK_MDEVCTL" /usr/sbin/mdevctl
     ln -s mdevctl "$RK_STAGE/usr/sbin/lsmdev"
+    [ -z "$RK_MDEVKIT" ] || copy_bin "$RK_MDEVKIT" /usr/sbin/mdevkit
     mkdir -p "$RK_STAGE/etc/mdevctl.d" \
         "$RK_STAGE/usr/lib/mdevctl/scripts.d/callouts" "$RK_STAGE/usr/lib/mdevctl/scripts.d/notifiers"
     if [ "${MDEVKIT_RK_LEGACY_DIRS:-0}" = 1 ]; then

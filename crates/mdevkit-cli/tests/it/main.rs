@@ -4,6 +4,7 @@
 
 mod common;
 mod crash;
+mod doctor;
 mod lifecycle;
 mod refusals;
 mod vendor_vfio;

@@ -41,6 +41,9 @@ pub struct Roots {
     pub lock_file: PathBuf,
     /// Stands for `/proc` (which processes hold VFIO devices open).
     pub proc: PathBuf,
+    /// Where udev rules may be installed, in udev's order of precedence (`/etc/udev/rules.d`,
+    /// `/run/udev/rules.d`, `/usr/lib/udev/rules.d`, `/lib/udev/rules.d`).
+    pub udev_rules: Vec<PathBuf>,
 }
 
 impl Roots {
@@ -54,6 +57,10 @@ impl Roots {
             scripts: root.join("usr/lib/mdevctl/scripts.d"),
             lock_file: root.join("run/lock/mdevctl.lock"),
             proc: root.join("proc"),
+            udev_rules: ["etc", "run", "usr/lib", "lib"]
+                .iter()
+                .map(|d| root.join(d).join("udev/rules.d"))
+                .collect(),
         }
     }
 
@@ -240,6 +247,13 @@ impl Host {
     /// Is `path` a directory (following symlinks)?
     pub fn is_dir(&self, path: &Path) -> bool {
         path.is_dir()
+    }
+
+    /// The permission bits of `path` (following symlinks): sysfs shows whether an attribute
+    /// has a store function by its write bits, which root's `access(2)` would not.
+    pub fn mode(&self, path: &Path) -> io::Result<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).map(|m| m.permissions().mode() & 0o7777)
     }
 
     /// Writes `data` to an existing sysfs file in one `write` call, without creating it.
