@@ -3,8 +3,8 @@
 //! ends ok, warn or fail with one line of evidence (what it read, what it found) and, when
 //! not ok, what to do.
 //!
-//! One module per thing checked: [`iommu`], [`modules`], [`parents`] (drivers, types,
-//! instances), [`nvidia`], [`vfio_ap`], [`vfio_ccw`], [`definitions`], [`device`] (the dry
+//! One module per thing checked: `iommu`, `modules`, `parents` (drivers, types,
+//! instances), `nvidia`, `vfio_ap`, `vfio_ccw`, `definitions`, `device` (the dry
 //! `start` of `-u`); [`report`] renders. Check ids are listed in `docs/doctor.md`.
 
 mod definitions;
