@@ -8,6 +8,7 @@ use crate::ap::{ApAttr, ApBus, Mask, Matrix};
 use crate::parse::{Errno, Uuid};
 use crate::profile::{errno_of, ParentKind, ParentSpec, Profile, TypeSpec};
 use crate::tree::{Ino, Role, Tree};
+use crate::uevent::{Action, Broadcaster, Uevent};
 
 /// Why a control request was refused (a control command, or a call on the mounted handle).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +82,8 @@ pub struct Kernel {
     pub(crate) hook_finished: Arc<Condvar>,
     pub(crate) hook_runs: Vec<HookRun>,
     pub(crate) last_error: String,
+    /// Where uevents go once mounted (start-up parents announce nothing, as at boot).
+    pub(crate) uevents: Option<Broadcaster>,
 }
 
 impl Kernel {
@@ -122,6 +125,7 @@ impl Kernel {
             hook_finished: Arc::new(Condvar::new()),
             hook_runs: Vec::new(),
             last_error: String::new(),
+            uevents: None,
         };
         let mut shared: HashMap<*const ParentSpec, Arc<ParentSpec>> = HashMap::new();
         for (name, spec) in profile.expanded() {
@@ -193,6 +197,8 @@ impl Kernel {
             self.tree.mkdir_p(&drv);
             self.tree.put_link(&format!("{dir}/driver"), &drv);
         }
+        let added = self.parent_uevent(&spec, &dir, Action::Add, None);
+        self.emit(added);
         self.parents.insert(
             name.to_string(),
             ParentState {
@@ -261,7 +267,63 @@ impl Kernel {
             self.tree.mkdir_p(&format!("{tdir}/devices"));
         }
         self.registered.push(name.to_string());
+        let ev = self.parent_uevent(&spec, &dir, Action::Change, Some("registered"));
+        self.emit(ev);
         Ok(())
+    }
+
+    /// The uevent of a parent device: its subsystem is its bus, else its class (the
+    /// directory under `devices/virtual/`), else its directory's name; `DRIVER` follows the
+    /// caller's properties when the device is bound and the event is not its `add`.
+    fn parent_uevent(
+        &self,
+        spec: &ParentSpec,
+        dir: &str,
+        action: Action,
+        mdev_state: Option<&str>,
+    ) -> Uevent {
+        let subsystem = spec.bus.clone().unwrap_or_else(|| {
+            let holder = &spec.dir;
+            holder
+                .strip_prefix("devices/virtual/")
+                .and_then(|rest| rest.split('/').next())
+                .or_else(|| holder.rsplit('/').next())
+                .unwrap_or_default()
+                .to_string()
+        });
+        let mut extra = Vec::new();
+        if let Some(state) = mdev_state {
+            extra.push(("MDEV_STATE".to_string(), state.to_string()));
+        }
+        if let (Some(driver), false) = (&spec.bound_driver, action == Action::Add) {
+            extra.push(("DRIVER".to_string(), driver.clone()));
+        }
+        Uevent {
+            action,
+            devpath: format!("/{dir}"),
+            subsystem,
+            extra,
+        }
+    }
+
+    /// The uevent of an mdev (`SUBSYSTEM=mdev`; `DRIVER` on bind and unbind).
+    fn mdev_uevent(pdir: &str, uuid: &Uuid, action: Action, driver: Option<&str>) -> Uevent {
+        let extra = match (action, driver) {
+            (Action::Bind | Action::Unbind, Some(d)) => vec![("DRIVER".to_string(), d.to_string())],
+            _ => Vec::new(),
+        };
+        Uevent {
+            action,
+            devpath: format!("/{pdir}/{uuid}"),
+            subsystem: "mdev".to_string(),
+            extra,
+        }
+    }
+
+    fn emit(&mut self, ev: Uevent) {
+        if let Some(b) = &mut self.uevents {
+            b.send(&ev);
+        }
     }
 
     /// Unregisters a parent; its mdevs go with it, as on driver unload.
@@ -270,11 +332,25 @@ impl Kernel {
             .parents
             .remove(name)
             .ok_or_else(|| ControlError::ParentAbsent(name.to_string()))?;
+        // mdev_unregister_parent(): the mdevs go first, then `MDEV_STATE=unregistered`;
+        // the device itself leaves last.
         for uuid in &parent.devices {
             if let Some(dev) = self.devices.remove(uuid) {
                 self.unlink_device(uuid, &dev);
+                self.device_gone_uevents(&parent.dir, uuid, dev.driver.as_deref());
             }
         }
+        if parent.published {
+            let ev = self.parent_uevent(
+                &parent.spec,
+                &parent.dir,
+                Action::Change,
+                Some("unregistered"),
+            );
+            self.emit(ev);
+        }
+        let ev = self.parent_uevent(&parent.spec, &parent.dir, Action::Remove, None);
+        self.emit(ev);
         self.tree.remove_path(&parent.dir);
         self.tree.remove_path(&format!("class/mdev_bus/{name}"));
         if let Some(bus) = &parent.spec.bus {
@@ -495,6 +571,11 @@ impl Kernel {
         if let Some(p) = self.parents.get_mut(parent) {
             p.devices.insert(uuid.clone());
         }
+        // device_add() announces the device before a driver probes it.
+        self.emit(Self::mdev_uevent(&pdir, &uuid, Action::Add, None));
+        if let Some(d) = &driver {
+            self.emit(Self::mdev_uevent(&pdir, &uuid, Action::Bind, Some(d)));
+        }
         self.devices.insert(
             uuid.clone(),
             Device {
@@ -532,7 +613,21 @@ impl Kernel {
             dev.ty
         ));
         self.unlink_device(uuid, &dev);
+        self.device_gone_uevents(&pdir, uuid, dev.driver.as_deref());
         Some(())
+    }
+
+    /// device_del(): the driver lets go (`unbind`), then `remove`.
+    fn device_gone_uevents(&mut self, pdir: &str, uuid: &Uuid, driver: Option<&str>) {
+        if let Some(d) = driver {
+            self.emit(Self::mdev_uevent(pdir, uuid, Action::Unbind, Some(d)));
+        }
+        self.emit(Self::mdev_uevent(pdir, uuid, Action::Remove, None));
+    }
+
+    /// The first failure to broadcast a uevent, if any.
+    pub fn uevent_error(&self) -> Option<String> {
+        self.uevents.as_ref().and_then(|b| b.error.clone())
     }
 
     /// Removes what points at a device from outside its parent's directory.
