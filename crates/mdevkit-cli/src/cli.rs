@@ -49,6 +49,9 @@ pub enum Command {
     Assert(Target),
     /// Write the host's current devices as a desired-state file
     Export(ExportArgs),
+    /// Print a line per change as it happens: definitions (defined, modified, undefined),
+    /// devices (started, stopped) and parents (parent-added, parent-removed, types-changed)
+    Monitor(MonitorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,4 +129,22 @@ pub struct ExportArgs {
     pub active: bool,
     #[arg(long, value_enum, default_value_t = ExportOutput::Yaml)]
     pub output: ExportOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// One JSON object per line (schema in docs/events.md)
+    #[arg(long)]
+    pub json: bool,
+    /// First print the current state (definitions, parents, running devices) as events
+    /// marked snapshot, then the changes
+    #[arg(long, conflicts_with = "since_now")]
+    pub snapshot: bool,
+    /// Only changes from now on (the default)
+    #[arg(long)]
+    pub since_now: bool,
+    /// The uevent socket's receive buffer in bytes [default: 8 MiB, within net.core.rmem_max
+    /// unless run as root]
+    #[arg(long, value_name = "BYTES")]
+    pub receive_buffer: Option<usize>,
 }

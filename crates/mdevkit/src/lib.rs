@@ -11,6 +11,7 @@ pub mod callouts;
 pub mod config;
 pub mod desired;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod names;
 pub mod nvidia_vf;

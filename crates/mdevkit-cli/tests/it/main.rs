@@ -4,6 +4,7 @@
 
 mod common;
 mod crash;
+mod events;
 mod lifecycle;
 mod refusals;
 mod waiting;
