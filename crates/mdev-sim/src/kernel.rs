@@ -10,6 +10,9 @@ use crate::profile::{errno_of, ParentKind, ParentSpec, Profile, TypeSpec};
 use crate::tree::{Ino, Role, Tree};
 use crate::uevent::{Action, Broadcaster, Uevent};
 
+/// The VFIO group character devices' major number on the recorded host (it is dynamic).
+const VFIO_MAJOR: u32 = 246;
+
 /// Why a control request was refused (a control command, or a call on the mounted handle).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
@@ -53,6 +56,8 @@ struct Device {
     ty: String,
     /// The IOMMU group the vfio core gave it (the lowest free number, as the ida does).
     group: u32,
+    /// Its VFIO device number (`vfio-dev/vfio<n>`, the lowest free, as the ida gives).
+    vfio_dev: u32,
     driver: Option<String>,
     attrs: BTreeMap<String, String>,
     matrix: Option<Matrix>,
@@ -306,10 +311,11 @@ impl Kernel {
         }
     }
 
-    /// The uevent of an mdev (`SUBSYSTEM=mdev`; `DRIVER` on bind and unbind).
+    /// The uevent of an mdev (`SUBSYSTEM=mdev`; `DRIVER` on bind: at unbind the driver
+    /// is already detached).
     fn mdev_uevent(pdir: &str, uuid: &Uuid, action: Action, driver: Option<&str>) -> Uevent {
         let extra = match (action, driver) {
-            (Action::Bind | Action::Unbind, Some(d)) => vec![("DRIVER".to_string(), d.to_string())],
+            (Action::Bind, Some(d)) => vec![("DRIVER".to_string(), d.to_string())],
             _ => Vec::new(),
         };
         Uevent {
@@ -317,6 +323,39 @@ impl Kernel {
             devpath: format!("/{pdir}/{uuid}"),
             subsystem: "mdev".to_string(),
             extra,
+        }
+    }
+
+    /// The VFIO devices a bound mdev gets: its IOMMU group's character device
+    /// (`/dev/vfio/<group>`; the major is dynamic on a real host, 246 on the recorded one)
+    /// and the device's `vfio-dev/vfio<n>`. Added group first, removed in reverse.
+    fn vfio_uevents(
+        pdir: &str,
+        uuid: &Uuid,
+        group: u32,
+        vfio_dev: u32,
+        action: Action,
+    ) -> Vec<Uevent> {
+        let group_ev = Uevent {
+            action,
+            devpath: format!("/devices/virtual/vfio/{group}"),
+            subsystem: "vfio".to_string(),
+            extra: vec![
+                ("MAJOR".to_string(), VFIO_MAJOR.to_string()),
+                ("MINOR".to_string(), group.to_string()),
+                ("DEVNAME".to_string(), format!("vfio/{group}")),
+            ],
+        };
+        let dev_ev = Uevent {
+            action,
+            devpath: format!("/{pdir}/{uuid}/vfio-dev/vfio{vfio_dev}"),
+            subsystem: "vfio-dev".to_string(),
+            extra: Vec::new(),
+        };
+        if action == Action::Add {
+            vec![group_ev, dev_ev]
+        } else {
+            vec![dev_ev, group_ev]
         }
     }
 
@@ -337,7 +376,7 @@ impl Kernel {
         for uuid in &parent.devices {
             if let Some(dev) = self.devices.remove(uuid) {
                 self.unlink_device(uuid, &dev);
-                self.device_gone_uevents(&parent.dir, uuid, dev.driver.as_deref());
+                self.device_gone_uevents(&parent.dir, uuid, &dev);
             }
         }
         if parent.published {
@@ -571,9 +610,16 @@ impl Kernel {
         if let Some(p) = self.parents.get_mut(parent) {
             p.devices.insert(uuid.clone());
         }
-        // device_add() announces the device before a driver probes it.
+        let vfio_dev = (0..)
+            .find(|n| !self.devices.values().any(|d| d.vfio_dev == *n))
+            .unwrap_or(u32::MAX);
+        // device_add() announces the device before its driver binds; probing registers it
+        // with VFIO (its group's character device, its own vfio-dev device) before `bind`.
         self.emit(Self::mdev_uevent(&pdir, &uuid, Action::Add, None));
         if let Some(d) = &driver {
+            for ev in Self::vfio_uevents(&pdir, &uuid, group, vfio_dev, Action::Add) {
+                self.emit(ev);
+            }
             self.emit(Self::mdev_uevent(&pdir, &uuid, Action::Bind, Some(d)));
         }
         self.devices.insert(
@@ -582,6 +628,7 @@ impl Kernel {
                 parent: parent.to_string(),
                 ty: ty.to_string(),
                 group,
+                vfio_dev,
                 driver,
                 attrs: values,
                 matrix,
@@ -613,14 +660,17 @@ impl Kernel {
             dev.ty
         ));
         self.unlink_device(uuid, &dev);
-        self.device_gone_uevents(&pdir, uuid, dev.driver.as_deref());
+        self.device_gone_uevents(&pdir, uuid, &dev);
         Some(())
     }
 
-    /// device_del(): the driver lets go (`unbind`), then `remove`.
-    fn device_gone_uevents(&mut self, pdir: &str, uuid: &Uuid, driver: Option<&str>) {
-        if let Some(d) = driver {
-            self.emit(Self::mdev_uevent(pdir, uuid, Action::Unbind, Some(d)));
+    /// device_del(): the driver lets go (VFIO's devices go, then `unbind`), then `remove`.
+    fn device_gone_uevents(&mut self, pdir: &str, uuid: &Uuid, dev: &Device) {
+        if dev.driver.is_some() {
+            for ev in Self::vfio_uevents(pdir, uuid, dev.group, dev.vfio_dev, Action::Remove) {
+                self.emit(ev);
+            }
+            self.emit(Self::mdev_uevent(pdir, uuid, Action::Unbind, None));
         }
         self.emit(Self::mdev_uevent(pdir, uuid, Action::Remove, None));
     }
