@@ -1,7 +1,7 @@
 #!/bin/bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the
 # tests need, checks formatting and lints, runs every Rust test (including the FUSE
-# simulator's), then the real-kernel test under QEMU. Exits non-zero on any failure.
+# simulator's), libvirt's nodedev driver against them, then the real-kernel test under QEMU. Exits non-zero on any failure.
 #
 #   bash scripts/test.sh            everything
 #   MDEVKIT_SKIP_REALKERNEL=1 ...   everything but the QEMU boot (not allowed under CI=true)
@@ -36,6 +36,9 @@ cargo test --workspace --locked
 step "bench smoke (syscalls per device within budget)"
 cargo build -q --locked -p mdevctl
 cargo xtask bench --small --reps 3 --binary target/debug/mdevctl
+
+step "libvirt: a real libvirtd's nodedev driver against our mdevctl and mdev-sim"
+bash tests/libvirt/run.sh
 
 if [ "${MDEVKIT_SKIP_REALKERNEL:-0}" = 1 ] && [ "${CI:-}" != true ]; then
     step "real-kernel test skipped (MDEVKIT_SKIP_REALKERNEL=1)"

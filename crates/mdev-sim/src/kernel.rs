@@ -202,6 +202,19 @@ impl Kernel {
             self.tree.mkdir_p(&drv);
             self.tree.put_link(&format!("{dir}/driver"), &drv);
         }
+        // What makes it a device for libudev: `uevent`, and `subsystem` (its bus, or the
+        // class a virtual device belongs to, with the class's link back).
+        self.put_uevent_file(&dir, spec.bound_driver.as_deref());
+        let subsystem = Self::parent_subsystem(&spec);
+        if spec.bus.is_some() {
+            self.tree
+                .put_link(&format!("{dir}/subsystem"), &format!("bus/{subsystem}"));
+        } else if spec.dir.starts_with("devices/virtual/") {
+            self.tree
+                .put_link(&format!("class/{subsystem}/{name}"), &dir);
+            self.tree
+                .put_link(&format!("{dir}/subsystem"), &format!("class/{subsystem}"));
+        }
         let added = self.parent_uevent(&spec, &dir, Action::Add, None);
         self.emit(added);
         self.parents.insert(
@@ -287,15 +300,7 @@ impl Kernel {
         action: Action,
         mdev_state: Option<&str>,
     ) -> Uevent {
-        let subsystem = spec.bus.clone().unwrap_or_else(|| {
-            let holder = &spec.dir;
-            holder
-                .strip_prefix("devices/virtual/")
-                .and_then(|rest| rest.split('/').next())
-                .or_else(|| holder.rsplit('/').next())
-                .unwrap_or_default()
-                .to_string()
-        });
+        let subsystem = Self::parent_subsystem(spec);
         let mut extra = Vec::new();
         if let Some(state) = mdev_state {
             extra.push(("MDEV_STATE".to_string(), state.to_string()));
@@ -309,6 +314,28 @@ impl Kernel {
             subsystem,
             extra,
         }
+    }
+
+    /// A parent's subsystem: its bus, else its class (the directory under
+    /// `devices/virtual/`), else its directory's name.
+    fn parent_subsystem(spec: &ParentSpec) -> String {
+        spec.bus.clone().unwrap_or_else(|| {
+            let holder = &spec.dir;
+            holder
+                .strip_prefix("devices/virtual/")
+                .and_then(|rest| rest.split('/').next())
+                .or_else(|| holder.rsplit('/').next())
+                .unwrap_or_default()
+                .to_string()
+        })
+    }
+
+    /// A device's `uevent` file: what the driver core adds to its events (`DRIVER` when
+    /// bound), which libudev reads, and needs, to see a directory as a device at all.
+    fn put_uevent_file(&mut self, dir: &str, driver: Option<&str>) {
+        let text = driver.map(|d| format!("DRIVER={d}\n")).unwrap_or_default();
+        self.tree
+            .put_file(&format!("{dir}/uevent"), 0o444, Role::Static(text));
     }
 
     /// The uevent of an mdev (`SUBSYSTEM=mdev`; `DRIVER` on bind: at unbind the driver
@@ -392,6 +419,10 @@ impl Kernel {
         self.emit(ev);
         self.tree.remove_path(&parent.dir);
         self.tree.remove_path(&format!("class/mdev_bus/{name}"));
+        if parent.spec.bus.is_none() && parent.spec.dir.starts_with("devices/virtual/") {
+            let class = Self::parent_subsystem(&parent.spec);
+            self.tree.remove_path(&format!("class/{class}/{name}"));
+        }
         if let Some(bus) = &parent.spec.bus {
             self.tree.remove_path(&format!("bus/{bus}/devices/{name}"));
         }
@@ -576,6 +607,7 @@ impl Kernel {
         }
         self.tree
             .put_file(&format!("{ddir}/remove"), 0o200, Role::Remove(uuid.clone()));
+        self.put_uevent_file(&ddir, driver.as_deref());
         let mut values = BTreeMap::new();
         for a in &attrs {
             self.tree.put_file(
