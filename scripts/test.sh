@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the
 # tests need, checks formatting and lints, runs every Rust test (including the FUSE
-# simulator's), libvirt's nodedev driver against them, then the real-kernel test under QEMU. Exits non-zero on any failure.
+# simulator's), a real libvirtd against our mdevctl and the simulator, then the
+# real-kernel test under QEMU. Exits non-zero on any failure.
 #
 #   bash scripts/test.sh            everything
 #   MDEVKIT_SKIP_REALKERNEL=1 ...   everything but the QEMU boot (not allowed under CI=true)

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::time::Duration;
 
 use mdev_sim::{Profile, Sim, Uevents};
@@ -218,4 +219,36 @@ fn uevents_match_the_real_kernel_record() {
     assert_eq!(got, recorded);
     drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn devices_have_the_files_libudev_needs() {
+    let Some(f) = crate::common::mount("udev_layout", "demo") else {
+        return;
+    };
+    // libudev takes a directory under devices/ for a device only with a `uevent` file, and
+    // learns its subsystem from the `subsystem` link.
+    let mtty = "devices/virtual/mtty/mtty";
+    assert_eq!(f.read(&format!("{mtty}/uevent")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_link(f.path(&format!("{mtty}/subsystem"))).unwrap(),
+        Path::new("../../../../class/mtty")
+    );
+    assert_eq!(
+        std::fs::canonicalize(f.path("class/mtty/mtty")).unwrap(),
+        std::fs::canonicalize(f.path(mtty)).unwrap()
+    );
+    let gpu = "devices/pci0000:80/0000:80:03.0/0000:82:00.0/0000:83:00.0";
+    assert_eq!(f.read(&format!("{gpu}/uevent")).unwrap(), "DRIVER=nvidia\n");
+    assert_eq!(
+        std::fs::canonicalize(f.path(&format!("{gpu}/subsystem"))).unwrap(),
+        std::fs::canonicalize(f.path("bus/pci")).unwrap()
+    );
+    f.create("mtty", "mtty-1", U1).unwrap();
+    assert_eq!(
+        f.read(&format!("{mtty}/{U1}/uevent")).unwrap(),
+        "DRIVER=mtty\n"
+    );
+    f.sim().remove_parent("mtty").unwrap();
+    assert!(!f.exists("class/mtty/mtty"));
 }
