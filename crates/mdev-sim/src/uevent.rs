@@ -113,7 +113,7 @@ impl Uevent {
 
 /// libudev's monitor header magic (`0xfeedcafe`).
 pub const UDEV_MAGIC: u32 = 0xfeed_cafe;
-/// prefix[8], magic, header size, properties offset and length, subsystem and devtype
+/// `prefix[8]`, magic, header size, properties offset and length, subsystem and devtype
 /// hashes, tag bloom filter (two words): 40 bytes.
 pub const UDEV_HEADER_SIZE: usize = 40;
 
