@@ -8,10 +8,7 @@ use crate::ap::{ApAttr, ApBus, Mask, Matrix};
 use crate::parse::{Errno, Uuid};
 use crate::profile::{errno_of, ParentKind, ParentSpec, Profile, TypeSpec};
 use crate::tree::{Ino, Role, Tree};
-use crate::uevent::{Action, Broadcaster, Uevent};
-
-/// The VFIO group character devices' major number on the recorded host (it is dynamic).
-const VFIO_MAJOR: u32 = 246;
+use crate::uevent::{self, Action, Broadcaster, Uevent};
 
 /// Why a control request was refused (a control command, or a call on the mounted handle).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,7 +202,7 @@ impl Kernel {
         // What makes it a device for libudev: `uevent`, and `subsystem` (its bus, or the
         // class a virtual device belongs to, with the class's link back).
         self.put_uevent_file(&dir, spec.bound_driver.as_deref());
-        let subsystem = Self::parent_subsystem(&spec);
+        let subsystem = uevent::parent_subsystem(&spec);
         if spec.bus.is_some() {
             self.tree
                 .put_link(&format!("{dir}/subsystem"), &format!("bus/{subsystem}"));
@@ -215,7 +212,7 @@ impl Kernel {
             self.tree
                 .put_link(&format!("{dir}/subsystem"), &format!("class/{subsystem}"));
         }
-        let added = self.parent_uevent(&spec, &dir, Action::Add, None);
+        let added = uevent::parent_event(&spec, &dir, Action::Add, None);
         self.emit(added);
         self.parents.insert(
             name.to_string(),
@@ -285,49 +282,9 @@ impl Kernel {
             self.tree.mkdir_p(&format!("{tdir}/devices"));
         }
         self.registered.push(name.to_string());
-        let ev = self.parent_uevent(&spec, &dir, Action::Change, Some("registered"));
+        let ev = uevent::parent_event(&spec, &dir, Action::Change, Some("registered"));
         self.emit(ev);
         Ok(())
-    }
-
-    /// The uevent of a parent device: its subsystem is its bus, else its class (the
-    /// directory under `devices/virtual/`), else its directory's name; `DRIVER` follows the
-    /// caller's properties when the device is bound and the event is not its `add`.
-    fn parent_uevent(
-        &self,
-        spec: &ParentSpec,
-        dir: &str,
-        action: Action,
-        mdev_state: Option<&str>,
-    ) -> Uevent {
-        let subsystem = Self::parent_subsystem(spec);
-        let mut extra = Vec::new();
-        if let Some(state) = mdev_state {
-            extra.push(("MDEV_STATE".to_string(), state.to_string()));
-        }
-        if let (Some(driver), false) = (&spec.bound_driver, action == Action::Add) {
-            extra.push(("DRIVER".to_string(), driver.clone()));
-        }
-        Uevent {
-            action,
-            devpath: format!("/{dir}"),
-            subsystem,
-            extra,
-        }
-    }
-
-    /// A parent's subsystem: its bus, else its class (the directory under
-    /// `devices/virtual/`), else its directory's name.
-    fn parent_subsystem(spec: &ParentSpec) -> String {
-        spec.bus.clone().unwrap_or_else(|| {
-            let holder = &spec.dir;
-            holder
-                .strip_prefix("devices/virtual/")
-                .and_then(|rest| rest.split('/').next())
-                .or_else(|| holder.rsplit('/').next())
-                .unwrap_or_default()
-                .to_string()
-        })
     }
 
     /// A device's `uevent` file: what the driver core adds to its events (`DRIVER` when
@@ -336,54 +293,6 @@ impl Kernel {
         let text = driver.map(|d| format!("DRIVER={d}\n")).unwrap_or_default();
         self.tree
             .put_file(&format!("{dir}/uevent"), 0o444, Role::Static(text));
-    }
-
-    /// The uevent of an mdev (`SUBSYSTEM=mdev`; `DRIVER` on bind: at unbind the driver
-    /// is already detached).
-    fn mdev_uevent(pdir: &str, uuid: &Uuid, action: Action, driver: Option<&str>) -> Uevent {
-        let extra = match (action, driver) {
-            (Action::Bind, Some(d)) => vec![("DRIVER".to_string(), d.to_string())],
-            _ => Vec::new(),
-        };
-        Uevent {
-            action,
-            devpath: format!("/{pdir}/{uuid}"),
-            subsystem: "mdev".to_string(),
-            extra,
-        }
-    }
-
-    /// The VFIO devices a bound mdev gets: its IOMMU group's character device
-    /// (`/dev/vfio/<group>`; the major is dynamic on a real host, 246 on the recorded one)
-    /// and the device's `vfio-dev/vfio<n>`. Added group first, removed in reverse.
-    fn vfio_uevents(
-        pdir: &str,
-        uuid: &Uuid,
-        group: u32,
-        vfio_dev: u32,
-        action: Action,
-    ) -> Vec<Uevent> {
-        let group_ev = Uevent {
-            action,
-            devpath: format!("/devices/virtual/vfio/{group}"),
-            subsystem: "vfio".to_string(),
-            extra: vec![
-                ("MAJOR".to_string(), VFIO_MAJOR.to_string()),
-                ("MINOR".to_string(), group.to_string()),
-                ("DEVNAME".to_string(), format!("vfio/{group}")),
-            ],
-        };
-        let dev_ev = Uevent {
-            action,
-            devpath: format!("/{pdir}/{uuid}/vfio-dev/vfio{vfio_dev}"),
-            subsystem: "vfio-dev".to_string(),
-            extra: Vec::new(),
-        };
-        if action == Action::Add {
-            vec![group_ev, dev_ev]
-        } else {
-            vec![dev_ev, group_ev]
-        }
     }
 
     fn emit(&mut self, ev: Uevent) {
@@ -407,7 +316,7 @@ impl Kernel {
             }
         }
         if parent.published {
-            let ev = self.parent_uevent(
+            let ev = uevent::parent_event(
                 &parent.spec,
                 &parent.dir,
                 Action::Change,
@@ -415,12 +324,12 @@ impl Kernel {
             );
             self.emit(ev);
         }
-        let ev = self.parent_uevent(&parent.spec, &parent.dir, Action::Remove, None);
+        let ev = uevent::parent_event(&parent.spec, &parent.dir, Action::Remove, None);
         self.emit(ev);
         self.tree.remove_path(&parent.dir);
         self.tree.remove_path(&format!("class/mdev_bus/{name}"));
         if parent.spec.bus.is_none() && parent.spec.dir.starts_with("devices/virtual/") {
-            let class = Self::parent_subsystem(&parent.spec);
+            let class = uevent::parent_subsystem(&parent.spec);
             self.tree.remove_path(&format!("class/{class}/{name}"));
         }
         if let Some(bus) = &parent.spec.bus {
@@ -647,12 +556,12 @@ impl Kernel {
             .unwrap_or(u32::MAX);
         // device_add() announces the device before its driver binds; probing registers it
         // with VFIO (its group's character device, its own vfio-dev device) before `bind`.
-        self.emit(Self::mdev_uevent(&pdir, &uuid, Action::Add, None));
+        self.emit(uevent::mdev_event(&pdir, &uuid, Action::Add, None));
         if let Some(d) = &driver {
-            for ev in Self::vfio_uevents(&pdir, &uuid, group, vfio_dev, Action::Add) {
+            for ev in uevent::vfio_events(&pdir, &uuid, group, vfio_dev, Action::Add) {
                 self.emit(ev);
             }
-            self.emit(Self::mdev_uevent(&pdir, &uuid, Action::Bind, Some(d)));
+            self.emit(uevent::mdev_event(&pdir, &uuid, Action::Bind, Some(d)));
         }
         self.devices.insert(
             uuid.clone(),
@@ -699,12 +608,12 @@ impl Kernel {
     /// device_del(): the driver lets go (VFIO's devices go, then `unbind`), then `remove`.
     fn device_gone_uevents(&mut self, pdir: &str, uuid: &Uuid, dev: &Device) {
         if dev.driver.is_some() {
-            for ev in Self::vfio_uevents(pdir, uuid, dev.group, dev.vfio_dev, Action::Remove) {
+            for ev in uevent::vfio_events(pdir, uuid, dev.group, dev.vfio_dev, Action::Remove) {
                 self.emit(ev);
             }
-            self.emit(Self::mdev_uevent(pdir, uuid, Action::Unbind, None));
+            self.emit(uevent::mdev_event(pdir, uuid, Action::Unbind, None));
         }
-        self.emit(Self::mdev_uevent(pdir, uuid, Action::Remove, None));
+        self.emit(uevent::mdev_event(pdir, uuid, Action::Remove, None));
     }
 
     /// The first failure to broadcast a uevent, if any.

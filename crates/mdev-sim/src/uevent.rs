@@ -12,6 +12,9 @@ use rustix::net::{sendto, socket_with, AddressFamily, SendFlags, SocketFlags, So
 use rustix::thread::{unshare_unsafe, UnshareFlags};
 use rustix::time::{clock_gettime, ClockId};
 
+use crate::parse::Uuid;
+use crate::profile::ParentSpec;
+
 /// The kernel's multicast group; udevd re-broadcasts on its own, 2.
 pub const KERNEL_GROUP: u32 = 1;
 pub const UDEV_GROUP: u32 = 2;
@@ -108,6 +111,96 @@ impl Uevent {
         buf.extend_from_slice(&[0u8; 12]);
         buf.extend_from_slice(&props);
         buf
+    }
+}
+
+/// The VFIO group character devices' major number on the recorded host (it is dynamic).
+const VFIO_MAJOR: u32 = 246;
+
+/// The uevent of a parent device: its subsystem is its bus, else its class (the
+/// directory under `devices/virtual/`), else its directory's name; `DRIVER` follows the
+/// caller's properties when the device is bound and the event is not its `add`.
+pub(crate) fn parent_event(
+    spec: &ParentSpec,
+    dir: &str,
+    action: Action,
+    mdev_state: Option<&str>,
+) -> Uevent {
+    let subsystem = parent_subsystem(spec);
+    let mut extra = Vec::new();
+    if let Some(state) = mdev_state {
+        extra.push(("MDEV_STATE".to_string(), state.to_string()));
+    }
+    if let (Some(driver), false) = (&spec.bound_driver, action == Action::Add) {
+        extra.push(("DRIVER".to_string(), driver.clone()));
+    }
+    Uevent {
+        action,
+        devpath: format!("/{dir}"),
+        subsystem,
+        extra,
+    }
+}
+
+/// A parent's subsystem: its bus, else its class (the directory under
+/// `devices/virtual/`), else its directory's name.
+pub(crate) fn parent_subsystem(spec: &ParentSpec) -> String {
+    spec.bus.clone().unwrap_or_else(|| {
+        let holder = &spec.dir;
+        holder
+            .strip_prefix("devices/virtual/")
+            .and_then(|rest| rest.split('/').next())
+            .or_else(|| holder.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+/// The uevent of an mdev (`SUBSYSTEM=mdev`; `DRIVER` on bind: at unbind the driver
+/// is already detached).
+pub(crate) fn mdev_event(pdir: &str, uuid: &Uuid, action: Action, driver: Option<&str>) -> Uevent {
+    let extra = match (action, driver) {
+        (Action::Bind, Some(d)) => vec![("DRIVER".to_string(), d.to_string())],
+        _ => Vec::new(),
+    };
+    Uevent {
+        action,
+        devpath: format!("/{pdir}/{uuid}"),
+        subsystem: "mdev".to_string(),
+        extra,
+    }
+}
+
+/// The VFIO devices a bound mdev gets: its IOMMU group's character device
+/// (`/dev/vfio/<group>`; the major is dynamic on a real host, 246 on the recorded one)
+/// and the device's `vfio-dev/vfio<n>`. Added group first, removed in reverse.
+pub(crate) fn vfio_events(
+    pdir: &str,
+    uuid: &Uuid,
+    group: u32,
+    vfio_dev: u32,
+    action: Action,
+) -> Vec<Uevent> {
+    let group_ev = Uevent {
+        action,
+        devpath: format!("/devices/virtual/vfio/{group}"),
+        subsystem: "vfio".to_string(),
+        extra: vec![
+            ("MAJOR".to_string(), VFIO_MAJOR.to_string()),
+            ("MINOR".to_string(), group.to_string()),
+            ("DEVNAME".to_string(), format!("vfio/{group}")),
+        ],
+    };
+    let dev_ev = Uevent {
+        action,
+        devpath: format!("/{pdir}/{uuid}/vfio-dev/vfio{vfio_dev}"),
+        subsystem: "vfio-dev".to_string(),
+        extra: Vec::new(),
+    };
+    if action == Action::Add {
+        vec![group_ev, dev_ev]
+    } else {
+        vec![dev_ev, group_ev]
     }
 }
 
