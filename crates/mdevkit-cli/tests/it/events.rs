@@ -173,6 +173,8 @@ fn monitor_snapshot_shows_the_state_then_changes() {
         U2,
     )
     .unwrap();
+    // Registered (in class/mdev_bus) but without its types yet.
+    env.sim.add_parent_unpublished(GPU1).unwrap();
     let (mut w, before) = Watch::start(&env, &["--snapshot"]);
     let before: Vec<String> = before.iter().map(|l| short(l)).collect();
     assert_eq!(
@@ -180,6 +182,7 @@ fn monitor_snapshot_shows_the_state_then_changes() {
         [
             format!("defined {U1} mtty mtty-2 auto snapshot"),
             format!("parent-added {GPU0} snapshot"),
+            format!("parent-added {GPU1} snapshot"),
             "parent-added matrix snapshot".to_string(),
             "parent-added mtty snapshot".to_string(),
             format!("started {U2} mtty mtty-1 snapshot"),
@@ -187,6 +190,9 @@ fn monitor_snapshot_shows_the_state_then_changes() {
     );
     env.remove_behind_the_back(U2);
     assert_eq!(w.take(1), [format!("stopped {U2} mtty mtty-1")]);
+    // A parent the snapshot showed announces its types.
+    env.sim.publish_types(GPU1).unwrap();
+    assert_eq!(w.take(1), [format!("types-changed {GPU1}")]);
 }
 
 #[test]

@@ -36,7 +36,8 @@ pub enum EventKind {
     ParentAdded,
     /// A parent unregistered (`MDEV_STATE=unregistered`).
     ParentRemoved,
-    /// A registered parent registered again: its types may differ.
+    /// `MDEV_STATE=registered` for a parent already known (listed before its types
+    /// appeared, or registering again): its types may differ.
     TypesChanged,
     /// Events were lost (inotify's queue or the netlink buffer overflowed); the events
     /// after it describe what changed meanwhile, as far as the state shows it.
