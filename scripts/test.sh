@@ -2,9 +2,9 @@
 # The whole test suite, on a fresh Debian machine or a developer's: installs what the
 # tests need, checks formatting, lints, rustdoc, the shell scripts and the dependency
 # policy (deny.toml), runs every Rust test (including the FUSE simulator's), the install
-# test (the Debian package in a Debian root, lintian, rpmbuild), then the real-kernel test
-# under QEMU. Exits non-zero on any failure. docs/reliability.md says what each check
-# guards against.
+# test (the Debian package in a Debian root, lintian, rpmbuild), a real libvirtd against
+# our mdevctl and the simulator, then the real-kernel test under QEMU. Exits non-zero on
+# any failure. docs/reliability.md says what each check guards against.
 #
 #   bash scripts/test.sh            everything
 #   MDEVKIT_SKIP_INSTALL=1 ...      everything but the install test (not allowed under CI=true)
@@ -107,6 +107,9 @@ else
     bash tests/install/run.sh
 fi
 # ---- end of install test ----
+
+step "libvirt: a real libvirtd's nodedev driver against our mdevctl and mdev-sim"
+bash tests/libvirt/run.sh
 
 if [ "${MDEVKIT_SKIP_REALKERNEL:-0}" = 1 ] && [ "${CI:-}" != true ]; then
     step "real-kernel test skipped (MDEVKIT_SKIP_REALKERNEL=1)"

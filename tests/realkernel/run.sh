@@ -20,7 +20,7 @@
 #   MDEVKIT_RK_KEEP_DEBS=1    keep the downloaded .debs in the cache after the build
 #   MDEVKIT_RK_LEGACY_DIRS=1  also create /etc/mdevctl.d/scripts.d/{callouts,notifiers} (mdevctl <= 1.2)
 #   MDEVKIT_RK_CHECKS=re      run only the guest check groups whose name matches this ERE
-#   MDEVKIT_BLESS=1           write the guest's record of the sample drivers to recorded/samples.json
+#   MDEVKIT_BLESS=1           write the guest's records (sample drivers, uevents) to recorded/
 #
 # Exit status: 0 only if the guest ran and reported every check as passed.
 set -Eeuo pipefail
@@ -65,6 +65,7 @@ main() {
     run_step "boot guest" boot_guest
     run_step "evaluate guest results" evaluate_console
     run_step "compare kernel record" compare_record
+    run_step "compare kernel uevents" compare_uevents
 
     t1=$(rk_now_ms)
     say "timings:"

@@ -8,6 +8,7 @@ use crate::ap::{ApAttr, ApBus, Mask, Matrix};
 use crate::parse::{Errno, Uuid};
 use crate::profile::{errno_of, ParentKind, ParentSpec, Profile, TypeSpec};
 use crate::tree::{Ino, Role, Tree};
+use crate::uevent::{self, Action, Broadcaster, Uevent};
 
 /// Why a control request was refused (a control command, or a call on the mounted handle).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +53,8 @@ struct Device {
     ty: String,
     /// The IOMMU group the vfio core gave it (the lowest free number, as the ida does).
     group: u32,
+    /// Its VFIO device number (`vfio-dev/vfio<n>`, the lowest free, as the ida gives).
+    vfio_dev: u32,
     driver: Option<String>,
     attrs: BTreeMap<String, String>,
     matrix: Option<Matrix>,
@@ -81,6 +84,8 @@ pub struct Kernel {
     pub(crate) hook_finished: Arc<Condvar>,
     pub(crate) hook_runs: Vec<HookRun>,
     pub(crate) last_error: String,
+    /// Where uevents go once mounted (start-up parents announce nothing, as at boot).
+    pub(crate) uevents: Option<Broadcaster>,
 }
 
 impl Kernel {
@@ -122,6 +127,7 @@ impl Kernel {
             hook_finished: Arc::new(Condvar::new()),
             hook_runs: Vec::new(),
             last_error: String::new(),
+            uevents: None,
         };
         let mut shared: HashMap<*const ParentSpec, Arc<ParentSpec>> = HashMap::new();
         for (name, spec) in profile.expanded() {
@@ -193,6 +199,21 @@ impl Kernel {
             self.tree.mkdir_p(&drv);
             self.tree.put_link(&format!("{dir}/driver"), &drv);
         }
+        // What makes it a device for libudev: `uevent`, and `subsystem` (its bus, or the
+        // class a virtual device belongs to, with the class's link back).
+        self.put_uevent_file(&dir, spec.bound_driver.as_deref());
+        let subsystem = uevent::parent_subsystem(&spec);
+        if spec.bus.is_some() {
+            self.tree
+                .put_link(&format!("{dir}/subsystem"), &format!("bus/{subsystem}"));
+        } else if spec.dir.starts_with("devices/virtual/") {
+            self.tree
+                .put_link(&format!("class/{subsystem}/{name}"), &dir);
+            self.tree
+                .put_link(&format!("{dir}/subsystem"), &format!("class/{subsystem}"));
+        }
+        let added = uevent::parent_event(&spec, &dir, Action::Add, None);
+        self.emit(added);
         self.parents.insert(
             name.to_string(),
             ParentState {
@@ -261,7 +282,23 @@ impl Kernel {
             self.tree.mkdir_p(&format!("{tdir}/devices"));
         }
         self.registered.push(name.to_string());
+        let ev = uevent::parent_event(&spec, &dir, Action::Change, Some("registered"));
+        self.emit(ev);
         Ok(())
+    }
+
+    /// A device's `uevent` file: what the driver core adds to its events (`DRIVER` when
+    /// bound), which libudev reads, and needs, to see a directory as a device at all.
+    fn put_uevent_file(&mut self, dir: &str, driver: Option<&str>) {
+        let text = driver.map(|d| format!("DRIVER={d}\n")).unwrap_or_default();
+        self.tree
+            .put_file(&format!("{dir}/uevent"), 0o444, Role::Static(text));
+    }
+
+    fn emit(&mut self, ev: Uevent) {
+        if let Some(b) = &mut self.uevents {
+            b.send(&ev);
+        }
     }
 
     /// Unregisters a parent; its mdevs go with it, as on driver unload.
@@ -270,13 +307,31 @@ impl Kernel {
             .parents
             .remove(name)
             .ok_or_else(|| ControlError::ParentAbsent(name.to_string()))?;
+        // mdev_unregister_parent(): the mdevs go first, then `MDEV_STATE=unregistered`;
+        // the device itself leaves last.
         for uuid in &parent.devices {
             if let Some(dev) = self.devices.remove(uuid) {
                 self.unlink_device(uuid, &dev);
+                self.device_gone_uevents(&parent.dir, uuid, &dev);
             }
         }
+        if parent.published {
+            let ev = uevent::parent_event(
+                &parent.spec,
+                &parent.dir,
+                Action::Change,
+                Some("unregistered"),
+            );
+            self.emit(ev);
+        }
+        let ev = uevent::parent_event(&parent.spec, &parent.dir, Action::Remove, None);
+        self.emit(ev);
         self.tree.remove_path(&parent.dir);
         self.tree.remove_path(&format!("class/mdev_bus/{name}"));
+        if parent.spec.bus.is_none() && parent.spec.dir.starts_with("devices/virtual/") {
+            let class = uevent::parent_subsystem(&parent.spec);
+            self.tree.remove_path(&format!("class/{class}/{name}"));
+        }
         if let Some(bus) = &parent.spec.bus {
             self.tree.remove_path(&format!("bus/{bus}/devices/{name}"));
         }
@@ -461,6 +516,7 @@ impl Kernel {
         }
         self.tree
             .put_file(&format!("{ddir}/remove"), 0o200, Role::Remove(uuid.clone()));
+        self.put_uevent_file(&ddir, driver.as_deref());
         let mut values = BTreeMap::new();
         for a in &attrs {
             self.tree.put_file(
@@ -495,12 +551,25 @@ impl Kernel {
         if let Some(p) = self.parents.get_mut(parent) {
             p.devices.insert(uuid.clone());
         }
+        let vfio_dev = (0..)
+            .find(|n| !self.devices.values().any(|d| d.vfio_dev == *n))
+            .unwrap_or(u32::MAX);
+        // device_add() announces the device before its driver binds; probing registers it
+        // with VFIO (its group's character device, its own vfio-dev device) before `bind`.
+        self.emit(uevent::mdev_event(&pdir, &uuid, Action::Add, None));
+        if let Some(d) = &driver {
+            for ev in uevent::vfio_events(&pdir, &uuid, group, vfio_dev, Action::Add) {
+                self.emit(ev);
+            }
+            self.emit(uevent::mdev_event(&pdir, &uuid, Action::Bind, Some(d)));
+        }
         self.devices.insert(
             uuid.clone(),
             Device {
                 parent: parent.to_string(),
                 ty: ty.to_string(),
                 group,
+                vfio_dev,
                 driver,
                 attrs: values,
                 matrix,
@@ -532,7 +601,24 @@ impl Kernel {
             dev.ty
         ));
         self.unlink_device(uuid, &dev);
+        self.device_gone_uevents(&pdir, uuid, &dev);
         Some(())
+    }
+
+    /// device_del(): the driver lets go (VFIO's devices go, then `unbind`), then `remove`.
+    fn device_gone_uevents(&mut self, pdir: &str, uuid: &Uuid, dev: &Device) {
+        if dev.driver.is_some() {
+            for ev in uevent::vfio_events(pdir, uuid, dev.group, dev.vfio_dev, Action::Remove) {
+                self.emit(ev);
+            }
+            self.emit(uevent::mdev_event(pdir, uuid, Action::Unbind, None));
+        }
+        self.emit(uevent::mdev_event(pdir, uuid, Action::Remove, None));
+    }
+
+    /// The first failure to broadcast a uevent, if any.
+    pub fn uevent_error(&self) -> Option<String> {
+        self.uevents.as_ref().and_then(|b| b.error.clone())
     }
 
     /// Removes what points at a device from outside its parent's directory.

@@ -20,6 +20,7 @@ mod plain;
 mod profile;
 mod sriov;
 mod tree;
+mod uevent;
 
 pub use control::HELP as CONTROL_HELP;
 pub use kernel::{ControlError, HookRun};
@@ -31,3 +32,4 @@ pub use parse::Errno;
 pub use plain::{write_plain_tree, PlainError};
 pub use profile::{Profile, ProfileError};
 pub use sriov::{DriverVariant, GpuSpec, VgpuTypeSpec};
+pub use uevent::{murmur2, private_netns, Uevents, UDEV_HEADER_SIZE, UDEV_MAGIC};

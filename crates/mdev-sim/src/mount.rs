@@ -12,6 +12,7 @@ use crate::fs::{lock, Shared, SimFs};
 use crate::kernel::{ControlError, HookRun, Kernel};
 use crate::parse::Errno;
 use crate::profile::Profile;
+use crate::uevent::{Broadcaster, Uevents};
 
 /// Why FUSE cannot be used here; its `Display` is the one line a skipped test prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +120,8 @@ pub enum MountError {
     Busy { path: PathBuf },
     #[error("cannot clear the stale mount at {path}: {reason}")]
     Stale { path: PathBuf, reason: String },
+    #[error("cannot open a uevent socket")]
+    Uevents { source: std::io::Error },
     #[error("cannot mount FUSE at {path}")]
     Mount {
         path: PathBuf,
@@ -133,7 +136,18 @@ pub struct Sim;
 impl Sim {
     /// Mounts a fresh simulated sysfs root for `profile` at `mountpoint` (created if missing).
     /// A stale mount left there by a killed simulator is lazily unmounted first.
+    /// It broadcasts the kernel's uevents ([`Uevents::Kernel`]).
     pub fn mount(mountpoint: &Path, profile: Profile) -> Result<MountedSim, MountError> {
+        Sim::mount_with(mountpoint, profile, Uevents::default())
+    }
+
+    /// [`Sim::mount`] choosing which uevents are sent. The uevent socket belongs to the
+    /// calling thread's network namespace (see [`crate::private_netns`]).
+    pub fn mount_with(
+        mountpoint: &Path,
+        profile: Profile,
+        uevents: Uevents,
+    ) -> Result<MountedSim, MountError> {
         fuse_available().map_err(MountError::FuseUnavailable)?;
         clear_stale_mount(mountpoint)?;
         std::fs::create_dir_all(mountpoint).map_err(|source| MountError::Mountpoint {
@@ -145,7 +159,10 @@ impl Sim {
                 path: mountpoint.to_path_buf(),
                 source,
             })?;
-        let shared: Shared = Arc::new(Mutex::new(Kernel::new(&profile)));
+        let mut kernel = Kernel::new(&profile);
+        kernel.uevents =
+            Broadcaster::open(uevents).map_err(|source| MountError::Uevents { source })?;
+        let shared: Shared = Arc::new(Mutex::new(kernel));
         // Only the file system inside the session holds the sender (a failed first attempt
         // drops its own copy), so the receiver disconnects exactly when the session ends.
         let (alive, unmounted) = mpsc::channel();
@@ -276,6 +293,12 @@ impl MountedSim {
                 .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
         }
         host.hook_runs.clone()
+    }
+
+    /// The first failure to broadcast a uevent (e.g. without `CAP_NET_ADMIN`): sending
+    /// stopped there.
+    pub fn uevent_error(&self) -> Option<String> {
+        lock(&self.shared).uevent_error()
     }
 
     /// UUIDs of the mdevs that exist now.

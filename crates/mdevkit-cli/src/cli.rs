@@ -58,6 +58,9 @@ pub enum Command {
     Vgpu(VgpuCommand),
     /// Check whether the host is ready for mediated devices, and why not (exit 1: a check failed)
     Doctor(crate::doctor::DoctorArgs),
+    /// Print a line per change as it happens: definitions (defined, modified, undefined),
+    /// devices (started, stopped) and parents (parent-added, parent-removed, types-changed)
+    Monitor(MonitorArgs),
 }
 
 fn pci_address(s: &str) -> Result<mdevkit::nvidia_vf::PciAddress, String> {
@@ -178,4 +181,22 @@ pub struct ExportArgs {
     pub active: bool,
     #[arg(long, value_enum, default_value_t = ExportOutput::Yaml)]
     pub output: ExportOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// One JSON object per line (schema in docs/events.md)
+    #[arg(long)]
+    pub json: bool,
+    /// First print the current state (definitions, parents, running devices) as events
+    /// marked snapshot, then the changes
+    #[arg(long, conflicts_with = "since_now")]
+    pub snapshot: bool,
+    /// Only changes from now on (the default)
+    #[arg(long)]
+    pub since_now: bool,
+    /// The uevent socket's receive buffer in bytes [default: 8 MiB, within net.core.rmem_max
+    /// unless run as root]
+    #[arg(long, value_name = "BYTES")]
+    pub receive_buffer: Option<usize>,
 }

@@ -13,7 +13,9 @@ use mdevkit::desired::state::Paths;
 use mdevkit::ops::{Context, Settings};
 use mdevkit::{Host, Roots};
 
-use crate::cli::{ApplyArgs, Command, ExportOutput, FileArg, PlanArgs, PlanOutput, Target};
+use crate::cli::{
+    ApplyArgs, Command, ExportOutput, FileArg, MonitorArgs, PlanArgs, PlanOutput, Target,
+};
 
 /// How a successful run ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +118,47 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::List(a) => crate::inventory::list(&env, &a),
         Command::Vgpu(c) => crate::inventory::vgpu(&env, c),
         Command::Doctor(a) => crate::doctor::run(a),
+        Command::Monitor(a) => monitor(&env, &a),
+    }
+}
+
+/// Prints events until the consumer goes away (a closed pipe ends it quietly, exit 0).
+fn monitor(env: &Env, a: &MonitorArgs) -> anyhow::Result<Outcome> {
+    use std::io::ErrorKind;
+    use std::os::fd::AsFd;
+
+    use mdevkit::events::{Monitor, MonitorOptions, Start};
+
+    let options = MonitorOptions {
+        start: if a.snapshot {
+            Start::Snapshot
+        } else {
+            Start::SinceNow
+        },
+        receive_buffer: a.receive_buffer,
+    };
+    let mut monitor = Monitor::open(env.ctx.host.clone(), options)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    loop {
+        let Some(ev) = monitor.next(Some(stdout.as_fd()))? else {
+            // The consumer closed its end while nothing happened.
+            return Ok(Outcome::Done);
+        };
+        let line = if a.json { ev.to_json() } else { ev.to_text() };
+        // A burst goes out in large writes; the last event of it is never held back.
+        let written = writeln!(out, "{line}").and_then(|()| {
+            if monitor.has_pending() {
+                Ok(())
+            } else {
+                out.flush()
+            }
+        });
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(Outcome::Done),
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod desired;
 pub mod doctor;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod inventory;
 pub mod names;

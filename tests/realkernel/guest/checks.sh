@@ -736,6 +736,9 @@ group_doctor() {
 # group_record (the sample drivers' sysfs, for the host to compare with the committed record)
 # shellcheck source-path=SCRIPTDIR source=record.sh
 . /record.sh
+# group_uevents (the kernel's uevents for an mdev and its parent, for the host to compare)
+# shellcheck source-path=SCRIPTDIR source=uevents.sh
+. /uevents.sh
 
 # ---------------------------------------------------------------- main
 
@@ -750,7 +753,7 @@ run_group() {
     reset_state
 }
 
-for g in record environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart doctor final; do
+for g in record uevents environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart doctor final; do
     run_group "$g"
 done
 

@@ -94,6 +94,7 @@ make_initramfs() {
     install -m 0755 "$RK_HERE/guest/init.sh" "$RK_STAGE/init"
     install -m 0755 "$RK_HERE/guest/checks.sh" "$RK_STAGE/checks.sh"
     install -m 0644 "$RK_HERE/guest/record.sh" "$RK_STAGE/record.sh"
+    install -m 0644 "$RK_HERE/guest/uevents.sh" "$RK_STAGE/uevents.sh"
     case ${MDEVKIT_RK_CHECKS:-} in *"'"*) die "MDEVKIT_RK_CHECKS must not contain a single quote" ;; esac
     printf "RK_CHECKS_FILTER='%s'\n" "${MDEVKIT_RK_CHECKS:-}" >"$RK_STAGE/etc/realkernel.conf"
 
@@ -185,4 +186,32 @@ compare_record() {
         die "kernel $RK_KVER's sample drivers differ from $committed (diff above). If the kernel is right, run with MDEVKIT_BLESS=1 to take the fresh record, commit it, and make mdev-sim's samples/mtty/mdpy/mbochs profiles match it (cargo test -p mdev-sim --test it kernel_record)"
     fi
     say "    the guest's record matches $committed"
+}
+
+# Step: the kernel's uevents as the guest recorded them (group `uevents`) against the
+# committed tests/realkernel/recorded/uevents.txt, which mdev-sim's uevents are tested
+# against (crates/mdev-sim/tests/it/uevents.rs). MDEVKIT_BLESS=1 writes the fresh record.
+compare_uevents() {
+    local c=$RK_CONSOLE fresh=$RK_RUN_DIR/uevents.txt committed=$RK_HERE/recorded/uevents.txt
+    RK_STEP_LOG=$c
+    if ! grep -q '^=== realkernel-guest: uevents begin ===$' "$c"; then
+        say "    no uevents recorded (group 'uevents' skipped by MDEVKIT_RK_CHECKS), nothing to compare"
+        return 0
+    fi
+    grep -q '^=== realkernel-guest: uevents end ===$' "$c" \
+        || die "the guest's uevent record was cut short (no end marker)"
+    sed -n '/^=== realkernel-guest: uevents begin ===$/,/^=== realkernel-guest: uevents end ===$/p' "$c" \
+        | sed -n 's/^uevent| \{0,1\}//p' >"$fresh"
+    if [ "${MDEVKIT_BLESS:-0}" = 1 ]; then
+        cp "$fresh" "$committed"
+        say "    MDEVKIT_BLESS=1: wrote the fresh uevent record to $committed"
+        return 0
+    fi
+    [ -f "$committed" ] || die "no committed record $committed; run with MDEVKIT_BLESS=1 to create it"
+    if ! cmp -s "$committed" "$fresh"; then
+        { diff -u "$committed" "$fresh" || true; } | sed 's/^/    | /'
+        RK_STEP_LOG=""
+        die "kernel $RK_KVER's uevents differ from $committed (diff above). If the kernel is right, run with MDEVKIT_BLESS=1, commit it, and make mdev-sim's uevents match it (cargo test -p mdev-sim --test it uevents)"
+    fi
+    say "    the guest's uevents match $committed"
 }

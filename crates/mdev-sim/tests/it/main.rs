@@ -7,4 +7,5 @@ mod core;
 mod kernel_record;
 mod nvidia_vf;
 mod profiles;
+mod uevents;
 mod vendors;

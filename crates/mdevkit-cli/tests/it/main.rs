@@ -5,6 +5,7 @@
 mod common;
 mod crash;
 mod doctor;
+mod events;
 mod lifecycle;
 mod refusals;
 mod vendor_vfio;

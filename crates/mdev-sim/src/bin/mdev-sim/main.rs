@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
-use mdev_sim::{fuse_available, Profile, Sim};
+use mdev_sim::{fuse_available, Profile, Sim, Uevents};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +36,13 @@ enum Cmd {
         /// Print a line on stdout once mounted (how `--detach` learns that its child is ready).
         #[arg(long, hide = true)]
         ready_line: bool,
+        /// Also broadcast each uevent as udevd would (libudev's format, netlink group 2),
+        /// for libudev monitors such as libvirt's or `udevadm monitor --udev`
+        #[arg(long, conflicts_with = "no_uevents")]
+        udev_events: bool,
+        /// Broadcast no uevents at all (by default the kernel's, on netlink group 1)
+        #[arg(long)]
+        no_uevents: bool,
         mountpoint: PathBuf,
     },
     /// Send a control command to a mounted simulator (e.g. `remove-parent mtty`).
@@ -79,12 +86,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             profile,
             detach,
             ready_line,
+            udev_events,
+            no_uevents,
             mountpoint,
         } => {
+            let uevents = match (no_uevents, udev_events) {
+                (true, _) => Uevents::Off,
+                (false, true) => Uevents::KernelAndUdev,
+                (false, false) => Uevents::Kernel,
+            };
             if detach {
-                detach_mount(&profile, &mountpoint)
+                detach_mount(&profile, &mountpoint, uevents)
             } else {
-                mount_foreground(&profile, &mountpoint, ready_line)
+                mount_foreground(&profile, &mountpoint, ready_line, uevents)
             }
         }
         Cmd::Ctl {
@@ -131,7 +145,12 @@ const READY: &str = "ready";
 /// expectation (mounting takes milliseconds).
 const DETACH_HANG_GUARD: Duration = Duration::from_secs(60);
 
-fn mount_foreground(profile: &str, mountpoint: &Path, ready_line: bool) -> anyhow::Result<()> {
+fn mount_foreground(
+    profile: &str,
+    mountpoint: &Path,
+    ready_line: bool,
+    uevents: Uevents,
+) -> anyhow::Result<()> {
     let profile = load(profile)?;
     require_fuse()?;
     let mut signals = signal_hook::iterator::Signals::new([
@@ -140,7 +159,7 @@ fn mount_foreground(profile: &str, mountpoint: &Path, ready_line: bool) -> anyho
         signal_hook::consts::SIGHUP,
     ])
     .context("cannot handle signals")?;
-    let sim = Sim::mount(mountpoint, profile)?;
+    let sim = Sim::mount_with(mountpoint, profile, uevents)?;
     // Messages go out with write errors ignored: a detached simulator's stderr is a pipe that
     // closes when `mount --detach` returns, and eprintln! would panic on it.
     let say = |text: String| {
@@ -183,7 +202,7 @@ fn mount_foreground(profile: &str, mountpoint: &Path, ready_line: bool) -> anyho
 
 /// Starts a foreground simulator as a child in its own process group (so a terminal's Ctrl-C
 /// does not reach it) and returns once the child says on its stdout that it is mounted.
-fn detach_mount(profile: &str, mountpoint: &Path) -> anyhow::Result<()> {
+fn detach_mount(profile: &str, mountpoint: &Path, uevents: Uevents) -> anyhow::Result<()> {
     load(profile)?;
     require_fuse()?;
     let exe = std::env::current_exe().context("cannot find my own executable")?;
@@ -191,6 +210,11 @@ fn detach_mount(profile: &str, mountpoint: &Path) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt;
         Command::new(exe)
             .args(["mount", "--ready-line", "--profile", profile])
+            .args(match uevents {
+                Uevents::Off => &["--no-uevents"][..],
+                Uevents::Kernel => &[],
+                Uevents::KernelAndUdev => &["--udev-events"],
+            })
             .arg(mountpoint)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
