@@ -5,6 +5,9 @@
 # "libvirt", says how the pieces fit.
 #
 #   bash tests/libvirt/run.sh       (root; installs libvirt-daemon and libvirt-clients)
+#   MDEVCTL=/path/to/mdevctl bash tests/libvirt/run.sh
+#                                   the same checks against another mdevctl (upstream's, to
+#                                   show that the harness, not only our binary, is right)
 #
 # Everything runs in a private mount and network namespace: the simulator is mounted over
 # /sys there (libudev reads /sys and nothing else), /etc is a scratch copy with an empty
@@ -57,7 +60,7 @@ mkdir -p /run/udev
 "$TARGET/mdev-sim" mount --udev-events --profile mtty --detach /sys >/dev/null
 
 # Our mdevctl first on libvirtd's PATH (libvirt runs `mdevctl` by name).
-ln -s "$TARGET/mdevctl" "$W/bin/mdevctl"
+ln -s "${MDEVCTL:-$TARGET/mdevctl}" "$W/bin/mdevctl"
 export PATH="$W/bin:$PATH"
 
 # Only the nodedev driver: no qemu, network or storage drivers touching the host.
