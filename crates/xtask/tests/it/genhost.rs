@@ -180,3 +180,38 @@ fn host_kinds_give_ccw_parents_a_callout_and_startable_auto_definitions() {
         "the one auto definition of 0.0.0012 was created"
     );
 }
+
+/// `--parents` beyond what the kind's names can spell (PCI buses 0x10-0xff, subchannels up
+/// to 0.0.ffff) is refused with a message, not a panic or ill-formed names.
+#[test]
+fn more_parents_than_names_are_refused() {
+    for (kind, max) in [
+        (genhost::ParentKind::Mtty, 7680),
+        (genhost::ParentKind::VfioCcw, 0xfff0),
+    ] {
+        for parents in [usize::MAX, max + 1] {
+            let dir = tmp("names");
+            let spec = HostSpec {
+                parents,
+                parent_kind: kind,
+                ..Default::default()
+            };
+            let err = match genhost::generate(dir.path(), &spec) {
+                Ok(_) => panic!("{parents} {kind:?} parents were generated"),
+                Err(e) => format!("{e:#}"),
+            };
+            assert_eq!(
+                err,
+                format!("at most {max} {kind:?} parents have names; {parents} asked for")
+            );
+            assert!(is_empty(dir.path()), "nothing written");
+        }
+    }
+    // The last name of each kind is still well-formed.
+    assert_eq!(genhost::ParentKind::Mtty.parent_name(7679), "0000:ff:1f.0");
+    assert_eq!(genhost::ParentKind::VfioCcw.parent_name(0xffef), "0.0.ffff");
+}
+
+fn is_empty(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
