@@ -538,8 +538,15 @@ mod tests {
             vfs,
         };
         let ids: Vec<u32> = gpu.creatable().iter().map(|t| t.id).collect();
-        assert_eq!(ids, [1], "a fourth of the same size still fits max_instances");
+        assert_eq!(
+            ids,
+            [1],
+            "a fourth of the same size still fits max_instances"
+        );
         let gpu = GpuState { mixed: true, ..gpu };
-        assert!(gpu.creatable().is_empty(), "no framebuffer left in mixed mode");
+        assert!(
+            gpu.creatable().is_empty(),
+            "no framebuffer left in mixed mode"
+        );
     }
 }

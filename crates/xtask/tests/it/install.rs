@@ -261,7 +261,7 @@ fn man_pages_document_every_option_of_every_command() {
     let tmp = temp_dir("man");
     let pages = docs::man_pages().unwrap_or_else(|e| panic!("rendering man pages: {e:#}"));
     let written =
-        docs::write_all(&tmp.path(), &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
+        docs::write_all(tmp.path(), &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
     assert!(written.len() >= 2);
     let cmd = docs::mdevctl_command();
     let main = man_text(&tmp.path().join("mdevctl.8"));
@@ -391,7 +391,7 @@ fn the_rule_command_routes_output_and_errors_to_the_log() {
 #[test]
 fn bash_loads_the_completions_and_groff_accepts_the_pages() {
     let tmp = temp_dir("load");
-    let written = docs::write_all(&tmp.path(), &docs::completions())
+    let written = docs::write_all(tmp.path(), &docs::completions())
         .unwrap_or_else(|e| panic!("writing completions: {e:#}"));
     for bin in ["mdevctl", "lsmdev"] {
         let file = tmp.path().join("bash").join(bin);
@@ -409,7 +409,7 @@ fn bash_loads_the_completions_and_groff_accepts_the_pages() {
     }
     let pages = docs::man_pages().unwrap_or_else(|e| panic!("rendering man pages: {e:#}"));
     let written =
-        docs::write_all(&tmp.path(), &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
+        docs::write_all(tmp.path(), &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
     for page in written {
         // -ww: all warnings; -z: no output. Skipped where groff is not installed.
         let Ok(out) = Command::new("groff")
