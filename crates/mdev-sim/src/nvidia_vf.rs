@@ -134,7 +134,11 @@ impl GpuState {
         }
         let existing: Vec<&VgpuTypeSpec> = self.vgpus().collect();
         let count = |id: u32| existing.iter().filter(|t| t.id == id).count();
-        let used_mib: u32 = existing.iter().map(|t| t.framebuffer_mib).sum();
+        // Saturating: a profile's type sizes can add up past u32 (equal-size mode with
+        // `max_instances` does not bound them by the GPU's framebuffer).
+        let used_mib = existing
+            .iter()
+            .fold(0u32, |sum, t| sum.saturating_add(t.framebuffer_mib));
         self.spec
             .types
             .iter()
@@ -509,5 +513,40 @@ mod tests {
         assert_eq!(kstrtol10(b" 1"), Err(Errno::EINVAL));
         assert_eq!(kstrtol10(b""), Err(Errno::EINVAL));
         assert_eq!(kstrtol10(b"99999999999999999999"), Err(Errno::ERANGE));
+    }
+
+    /// A profile may give types more framebuffer than fits a u32 in total (`max_instances`
+    /// is not checked against it); listing what is creatable must not overflow the sum.
+    #[test]
+    fn huge_type_framebuffers_do_not_overflow_the_used_total() {
+        let spec: GpuSpec = serde_json::from_str(
+            r#"{"address":"0000:3d:00.0","dir":"devices/pci0000:3d","device_id":"0x26b9",
+                "class":"0x030200","total_vfs":4,"framebuffer_mib":4096,"iommu_group":40,
+                "types":[{"id":1,"name":"Big-Q","framebuffer_mib":4294967295,"max_instances":4}]}"#,
+        )
+        .unwrap();
+        let vfs = (0..3)
+            .map(|_| VfState {
+                vgpu: Some(1),
+                ..VfState::default()
+            })
+            .collect();
+        let gpu = GpuState {
+            spec: Arc::new(spec),
+            published: true,
+            mixed: false,
+            vfs,
+        };
+        let ids: Vec<u32> = gpu.creatable().iter().map(|t| t.id).collect();
+        assert_eq!(
+            ids,
+            [1],
+            "a fourth of the same size still fits max_instances"
+        );
+        let gpu = GpuState { mixed: true, ..gpu };
+        assert!(
+            gpu.creatable().is_empty(),
+            "no framebuffer left in mixed mode"
+        );
     }
 }

@@ -22,8 +22,9 @@ pub mod ops;
 pub mod render;
 pub mod store;
 pub mod sysfs;
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 pub use config::DeviceConfig;
 pub use host::{Host, Roots};

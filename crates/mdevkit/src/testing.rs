@@ -1,5 +1,9 @@
 //! Test-only support: the one proptest configuration every property test uses.
 //!
+//! Compiled for mdevkit's own tests and, through the `testing` feature that other crates
+//! enable only as a dev-dependency, for theirs (mdevctl's integration tests); hidden from
+//! the documented API and absent from every normal build.
+//!
 //! Under `cargo test` (and CI) each property runs a fixed number of cases from a fixed
 //! seed, so a run is repeatable and takes well under a second. `MDEVKIT_SOAK=<cases>`
 //! turns it into a soak: that many cases per property from a fresh seed, printed so that
@@ -13,7 +17,7 @@ use proptest::test_runner::{Config, RngSeed};
 const SEED: u64 = 0x6d64_6576_6b69_7421;
 
 /// The configuration for a property that runs `cases` cases in a normal test run.
-pub(crate) fn proptest_config(cases: u32) -> Config {
+pub fn proptest_config(cases: u32) -> Config {
     let base = Config {
         failure_persistence: None,
         ..Config::default()
@@ -46,6 +50,6 @@ pub(crate) fn proptest_config(cases: u32) -> Config {
 }
 
 /// Whether an error message is exactly one non-empty line.
-pub(crate) fn is_one_line(text: &str) -> bool {
+pub fn is_one_line(text: &str) -> bool {
     !text.is_empty() && !text.contains(['\n', '\r'])
 }

@@ -266,11 +266,14 @@ pub fn bench(opts: &BenchOpts) -> Result<String> {
             Some(std::fs::canonicalize(up).with_context(|| format!("{}", up.display()))?);
     }
     let opts = &opts;
-    let scratch = std::env::temp_dir().join(format!("mdevkit-bench-{}", std::process::id()));
-    crate::fsutil::mkdir(&scratch)?;
-    let result = bench_in(opts, &bin, &floor, &scratch);
-    if !opts.keep {
-        let _ = std::fs::remove_dir_all(&scratch);
+    let scratch = tempfile::Builder::new()
+        .prefix("mdevkit-bench-")
+        .tempdir()
+        .context("creating the scratch directory")?;
+    let result = bench_in(opts, &bin, &floor, scratch.path());
+    if opts.keep {
+        // The report names the directory; it outlives this run.
+        let _ = scratch.keep();
     }
     result
 }

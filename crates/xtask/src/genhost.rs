@@ -51,7 +51,16 @@ impl ParentKind {
         }
     }
 
-    /// A parent's kernel name.
+    /// How many parents have names: PCI buses 0x10-0xff with 32 devices each, subchannels
+    /// 0.0.0010-0.0.ffff.
+    pub fn max_parents(self) -> usize {
+        match self {
+            ParentKind::Mtty => (0x100 - 0x10) * 32,
+            ParentKind::VfioCcw => 0x1_0000 - 0x10,
+        }
+    }
+
+    /// A parent's kernel name (`i` below [`ParentKind::max_parents`]).
     pub fn parent_name(self, i: usize) -> String {
         match self {
             ParentKind::Mtty => parent_name(i),
@@ -174,6 +183,15 @@ pub fn generate(root: &Path, spec: &HostSpec) -> Result<HostSummary> {
         anyhow::bail!(
             "{} exists and is not empty; pick a new directory",
             root.display()
+        );
+    }
+    // Checked before anything is written or sized by it (it comes from `--parents`).
+    let max = spec.parent_kind.max_parents();
+    if spec.parents > max {
+        anyhow::bail!(
+            "at most {max} {:?} parents have names; {} asked for",
+            spec.parent_kind,
+            spec.parents
         );
     }
     if spec.parents == 0 && (spec.definitions > 0 || spec.active > 0) {

@@ -536,41 +536,6 @@ pub fn golden(name: &str, actual: &str) {
     }
 }
 
-/// The proptest configuration of every property test here: a fixed number of cases from
-/// a fixed seed under `cargo test` and CI; `MDEVKIT_SOAK=<cases>` runs that many cases per
-/// property from a fresh seed, printed so that `PROPTEST_RNG_SEED=<seed>` replays it (the
-/// same rule as mdevkit's unit tests; docs/reliability.md). Failures are not persisted to
-/// files: a found case becomes a named test.
-pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
-    use proptest::test_runner::{Config, RngSeed};
-    const SEED: u64 = 0x6d64_6576_6374_6c21;
-    let base = Config {
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let Some(soak) = std::env::var("MDEVKIT_SOAK")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-    else {
-        return Config {
-            cases,
-            rng_seed: RngSeed::Fixed(SEED),
-            ..base
-        };
-    };
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(SEED)
-        });
-    eprintln!("soak: {soak} cases per property, PROPTEST_RNG_SEED={seed}");
-    Config {
-        cases: soak,
-        rng_seed: RngSeed::Fixed(seed),
-        ..base
-    }
-}
+/// The proptest configuration of every property test here: the one mdevkit's unit tests
+/// use (fixed cases and seed, `MDEVKIT_SOAK` soaks; docs/reliability.md).
+pub use mdevkit::testing::proptest_config;

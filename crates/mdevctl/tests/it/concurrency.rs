@@ -216,7 +216,7 @@ fn lock_wait_times_out_naming_the_holding_mdevctl() {
     let start = Instant::now();
     while !calls(&root).iter().any(|c| c.eas() == "pre/modify/none") {
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < Duration::from_secs(60),
             "holder never ran pre"
         );
         thread::sleep(Duration::from_millis(10));
@@ -230,7 +230,8 @@ fn lock_wait_times_out_naming_the_holding_mdevctl() {
     let waited = t0.elapsed();
     assert_eq!(t.code, 1, "{}", t.stderr);
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
-    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    // No upper bound on `waited`: had it waited for the holder (4 s), it would have got the
+    // lock and succeeded, which the exit code, message and config below rule out.
     let err = t.stderr_masked(&root);
     assert_eq!(
         err,
@@ -276,7 +277,7 @@ fn lock_held_by_another_program_times_out_with_clear_error() {
         if !probe.success() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(60));
         thread::sleep(Duration::from_millis(10));
     }
     let before = snapshot(&root);
@@ -338,7 +339,7 @@ fn lock_timeout_does_not_name_a_finished_mdevctl() {
         .unwrap()
         .success()
     {
-        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(60));
         thread::sleep(Duration::from_millis(10));
     }
     let t = mdev(

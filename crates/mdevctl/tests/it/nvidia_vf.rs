@@ -3,15 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mdev_sim::{MountedSim, Profile, Sim};
 use mdevkit::nvidia_vf::{self, listing, PciAddress, Removed, TypeSelector, VgpuError};
 use mdevkit::{Host, Roots};
 
 use crate::common::golden;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 const PF: &str = "0000:3d:00.0";
 const PF2: &str = "0000:5e:00.0";
@@ -21,6 +18,8 @@ const PF2: &str = "0000:5e:00.0";
 struct Env {
     root: PathBuf,
     sim: Option<MountedSim>,
+    /// Removed after the simulator is unmounted (`Drop` below, then field drop).
+    _dir: tempfile::TempDir,
     host: Host,
 }
 
@@ -29,10 +28,11 @@ impl Env {
         if !mdev_sim::fuse_for_test(test).unwrap() {
             return None;
         }
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let root =
-            std::env::temp_dir().join(format!("mdevkit-vf-{}-{test}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("mdevkit-vf-{test}-"))
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
         mdev_sim::prepare_env_root(&root).unwrap();
         std::fs::create_dir_all(root.join("proc")).unwrap();
         let sim = Sim::mount(&root.join("sys"), profile).unwrap();
@@ -40,6 +40,7 @@ impl Env {
         Some(Env {
             root,
             sim: Some(sim),
+            _dir: dir,
             host,
         })
     }
@@ -85,7 +86,6 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         drop(self.sim.take());
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

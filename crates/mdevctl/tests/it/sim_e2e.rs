@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mdev_sim::{MountedSim, Profile, Sim};
@@ -18,11 +17,11 @@ const U2: &str = "22222222-3333-4444-8555-666666666666";
 const U3: &str = "33333333-4444-4555-8666-777777777777";
 const EIO: i32 = 5;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 struct Env {
     root: PathBuf,
     sim: Option<MountedSim>,
+    /// Removed after the simulator is unmounted (`Drop` below, then field drop).
+    _dir: tempfile::TempDir,
 }
 
 impl Env {
@@ -32,15 +31,17 @@ impl Env {
         if !mdev_sim::fuse_for_test(test).unwrap() {
             return None;
         }
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let root =
-            std::env::temp_dir().join(format!("mdevctl-sim-e2e-{}-{test}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("mdevctl-sim-e2e-{test}-"))
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
         mdev_sim::prepare_env_root(&root).unwrap();
         let sim = Sim::mount(&root.join("sys"), Profile::builtin(profile).unwrap()).unwrap();
         Some(Env {
             root,
             sim: Some(sim),
+            _dir: dir,
         })
     }
 
@@ -96,7 +97,6 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         drop(self.sim.take());
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 

@@ -110,12 +110,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 1024,
-            failure_persistence: None,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6361_6c6c),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::testing::proptest_config(1024))]
 
         /// No panic on any reply; a refused one is an error whose rendering is one line
         /// naming the script.

@@ -22,13 +22,19 @@ fn parse_id(v: &str) -> Option<u64> {
     }
 }
 
+/// The AP bus's id space: adapters and domains are below 256 (the width of `apmask` and
+/// `aqmask`). The kernel refuses a larger id, so it assigns no queue; leaving it out also
+/// bounds the cross product below to 65536 APQNs whatever a file lists.
+const AP_IDS: u64 = 256;
+
 /// The APQNs a device's ordered attributes assign (unparseable ids are left to the kernel).
 pub fn apqns(attrs: &[Attr]) -> BTreeSet<Apqn> {
-    let ids = |name: &str| -> Vec<u64> {
+    let ids = |name: &str| -> BTreeSet<u64> {
         attrs
             .iter()
             .filter(|a| a.name.as_str() == name)
             .filter_map(|a| parse_id(&a.value))
+            .filter(|id| *id < AP_IDS)
             .collect()
     };
     let domains = ids("assign_domain");
@@ -128,5 +134,25 @@ mod tests {
             ("assign_domain", "0x48"),
         ]));
         assert_eq!(first_conflict(&[a, c]), None);
+    }
+
+    /// Thousands of listed ids (repeated, or past the AP bus's 255) give at most 256 × 256
+    /// APQNs, not the product of the list lengths.
+    #[test]
+    fn many_listed_ids_stay_within_the_ap_id_space() {
+        let values: Vec<String> = (0..4000u32).map(|i| (i % 300).to_string()).collect();
+        let list: Vec<(&str, &str)> = values
+            .iter()
+            .flat_map(|v| {
+                [
+                    ("assign_adapter", v.as_str()),
+                    ("assign_domain", v.as_str()),
+                ]
+            })
+            .collect();
+        let set = apqns(&attrs(&list));
+        assert_eq!(set.len(), 256 * 256);
+        assert_eq!(set.last(), Some(&(255, 255)));
+        assert!(apqns(&attrs(&[("assign_adapter", "256"), ("assign_domain", "1")])).is_empty());
     }
 }

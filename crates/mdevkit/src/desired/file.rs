@@ -183,6 +183,11 @@ impl<T: fmt::Display> Serialize for Checked<T> {
 
 // ---- parsing and checks -------------------------------------------------------------------
 
+/// The largest `count`: far above what any parent offers (an SR-IOV function has at most
+/// 65535 VFs), and small enough that deriving the UUIDs of a mistyped huge count refuses
+/// instead of exhausting memory.
+const MAX_COUNT: u32 = 65_536;
+
 /// Parses `text` (YAML or JSON) read from `origin` (a path, or `-` for stdin).
 pub fn parse(origin: &str, text: &str) -> Result<DesiredFile, FileError> {
     let raw: RawFile = serde_yaml_ng::from_str(text).map_err(|e| FileError::Schema {
@@ -262,6 +267,12 @@ fn check(origin: &str, raw: RawFile) -> Result<DesiredFile, FileError> {
                     (Some(_), Some(n)) => {
                         return Err(bad(format!(
                             "{}: a device with a uuid is one device, but count is {n}",
+                            at(Some(di))
+                        )))
+                    }
+                    (None, Some(n)) if n > MAX_COUNT => {
+                        return Err(bad(format!(
+                            "{}: count {n} is above {MAX_COUNT}",
                             at(Some(di))
                         )))
                     }
@@ -405,6 +416,23 @@ profiles:
         let e = parse("f", text).unwrap_err().to_string();
         assert!(
             e.contains("entry 1, device 0: UUID 6c8ef8c3-9d8c-4c43-8d4f-5d1e0b6a9f10 is already claimed by profile 'p', entry 0, device 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_count_above_the_limit_is_refused_before_any_uuid_is_derived() {
+        let text = |n: u32| {
+            format!("version: 1\nprofiles:\n  p:\n    - parents: all\n      devices:\n        - {{type: t, count: {n}}}\n")
+        };
+        let f = parse("f", &text(MAX_COUNT)).unwrap();
+        assert_eq!(
+            f.profiles["p"][0].devices[0].identity,
+            Identity::Counted(MAX_COUNT)
+        );
+        let e = parse("f", &text(u32::MAX)).unwrap_err().to_string();
+        assert!(
+            e.ends_with("entry 0, device 0: count 4294967295 is above 65536"),
             "{e}"
         );
     }

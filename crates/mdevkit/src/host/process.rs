@@ -311,7 +311,7 @@ mod tests {
     use super::*;
 
     /// Generous: only catches a run that hangs instead of ending.
-    const HANG: Duration = Duration::from_secs(20);
+    const HANG: Duration = Duration::from_secs(60);
 
     fn sh(script: &str, stdin: Stdin<'_>, limit: Duration) -> (Output, Duration) {
         let start = Instant::now();

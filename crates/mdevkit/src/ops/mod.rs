@@ -326,12 +326,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 512,
-            failure_persistence: None,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6d64_6576),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::testing::proptest_config(512))]
 
         /// Whatever the environment holds: no panic; an error is one line naming the
         /// variable; an accepted value is the finite, non-negative number it spells.

@@ -10,10 +10,12 @@ use std::process::Command;
 
 use xtask::genhost::{self, HostSpec};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-test-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    dir
+/// A fresh, empty directory, removed when dropped.
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("xtask-test-{name}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("creating a temp dir: {e}"))
 }
 
 fn canon(p: &Path) -> PathBuf {
@@ -33,7 +35,8 @@ fn mdevctl(root: &Path, args: &[&str]) -> String {
 
 #[test]
 fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
-    let root = tmp("genhost");
+    let dir = tmp("genhost");
+    let root = dir.path();
     let spec = HostSpec {
         definitions: 30,
         parents: 3,
@@ -41,13 +44,13 @@ fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
         seed: 7,
         ..Default::default()
     };
-    let sum = genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
+    let sum = genhost::generate(root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
     assert_eq!(
         (sum.parents.len(), sum.defined.len(), sum.active.len()),
         (3, 30, 5)
     );
     // Refuses to write over an existing host.
-    assert!(genhost::generate(&root, &spec).is_err());
+    assert!(genhost::generate(root, &spec).is_err());
 
     for p in &sum.parents {
         let class = root.join("sys/class/mdev_bus").join(p);
@@ -89,19 +92,18 @@ fn generated_host_has_the_kernel_shape_and_mdevctl_reads_it() {
         assert!(root.join("usr/lib/mdevctl/scripts.d").join(d).is_dir());
     }
 
-    let defined = mdevctl(&root, &["list", "-d"]);
+    let defined = mdevctl(root, &["list", "-d"]);
     assert_eq!(defined.lines().count(), 30, "{defined}");
     assert_eq!(defined.matches("(active)").count(), 5, "{defined}");
-    let active = mdevctl(&root, &["list"]);
+    let active = mdevctl(root, &["list"]);
     assert_eq!(active.lines().count(), 5, "{active}");
     assert_eq!(active.matches("(defined)").count(), 5, "{active}");
-    let types = mdevctl(&root, &["types"]);
+    let types = mdevctl(root, &["types"]);
     assert_eq!(
         types.lines().filter(|l| !l.starts_with(' ')).count(),
         3,
         "{types}"
     );
-    let _ = fs::remove_dir_all(&root);
 }
 
 fn floor(mode: &str, root: &Path) -> String {
@@ -116,7 +118,8 @@ fn floor(mode: &str, root: &Path) -> String {
 
 #[test]
 fn the_floor_reads_every_definition_and_active_device() {
-    let root = tmp("floor");
+    let dir = tmp("floor");
+    let root = dir.path();
     let spec = HostSpec {
         definitions: 30,
         parents: 3,
@@ -124,15 +127,15 @@ fn the_floor_reads_every_definition_and_active_device() {
         seed: 7,
         ..Default::default()
     };
-    genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
-    assert_eq!(floor("defined", &root), "30\n");
-    assert_eq!(floor("active", &root), "5\n");
-    let _ = fs::remove_dir_all(&root);
+    genhost::generate(root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
+    assert_eq!(floor("defined", root), "30\n");
+    assert_eq!(floor("active", root), "5\n");
 }
 
 #[test]
 fn host_kinds_give_ccw_parents_a_callout_and_startable_auto_definitions() {
-    let root = tmp("kinds");
+    let dir = tmp("kinds");
+    let root = dir.path();
     let spec = HostSpec {
         definitions: 4,
         parents: 3,
@@ -142,22 +145,22 @@ fn host_kinds_give_ccw_parents_a_callout_and_startable_auto_definitions() {
         mix: genhost::Mix::AutoPlain,
         callout: true,
     };
-    let sum = genhost::generate(&root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
-    let types = mdevctl(&root, &["types"]);
+    let sum = genhost::generate(root, &spec).unwrap_or_else(|e| panic!("generate: {e:#}"));
+    let types = mdevctl(root, &["types"]);
     assert!(types.starts_with("0.0.0010\n  vfio_ccw-io\n"), "{types}");
     // The callout answers get attributes for every active device.
-    let active = mdevctl(&root, &["list", "-v"]);
+    let active = mdevctl(root, &["list", "-v"]);
     assert_eq!(
         active.matches(r#"{"example_attr":"1"}"#).count(),
         2,
         "{active}"
     );
-    let defined = mdevctl(&root, &["list", "-d"]);
+    let defined = mdevctl(root, &["list", "-d"]);
     assert_eq!(defined.matches(" auto").count(), 4, "{defined}");
     // Every auto definition not yet active starts (the plain `create` file takes the write).
     let out = Command::new(xtask::cargo::build_mdevctl(false).unwrap_or_else(|e| panic!("{e:#}")))
         .args(["start-parent-mdevs", "0.0.0012"])
-        .env("MDEVCTL_ENV_ROOT", &root)
+        .env("MDEVCTL_ENV_ROOT", root)
         .output()
         .unwrap_or_else(|e| panic!("running mdevctl: {e}"));
     assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
@@ -176,5 +179,39 @@ fn host_kinds_give_ccw_parents_a_callout_and_startable_auto_definitions() {
         [&created],
         "the one auto definition of 0.0.0012 was created"
     );
-    let _ = fs::remove_dir_all(&root);
+}
+
+/// `--parents` beyond what the kind's names can spell (PCI buses 0x10-0xff, subchannels up
+/// to 0.0.ffff) is refused with a message, not a panic or ill-formed names.
+#[test]
+fn more_parents_than_names_are_refused() {
+    for (kind, max) in [
+        (genhost::ParentKind::Mtty, 7680),
+        (genhost::ParentKind::VfioCcw, 0xfff0),
+    ] {
+        for parents in [usize::MAX, max + 1] {
+            let dir = tmp("names");
+            let spec = HostSpec {
+                parents,
+                parent_kind: kind,
+                ..Default::default()
+            };
+            let err = match genhost::generate(dir.path(), &spec) {
+                Ok(_) => panic!("{parents} {kind:?} parents were generated"),
+                Err(e) => format!("{e:#}"),
+            };
+            assert_eq!(
+                err,
+                format!("at most {max} {kind:?} parents have names; {parents} asked for")
+            );
+            assert!(is_empty(dir.path()), "nothing written");
+        }
+    }
+    // The last name of each kind is still well-formed.
+    assert_eq!(genhost::ParentKind::Mtty.parent_name(7679), "0000:ff:1f.0");
+    assert_eq!(genhost::ParentKind::VfioCcw.parent_name(0xffef), "0.0.ffff");
+}
+
+fn is_empty(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }

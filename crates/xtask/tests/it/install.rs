@@ -14,25 +14,11 @@ use xtask::docs;
 use xtask::install::{self, DirOverrides, Layout, ManFormat, Package, Request};
 
 /// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("xtask-test-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        assert!(
-            fs::create_dir_all(&dir).is_ok(),
-            "creating {}",
-            dir.display()
-        );
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("xtask-test-{name}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("creating a temp dir: {e}"))
 }
 
 fn read(path: &Path) -> String {
@@ -173,8 +159,8 @@ fn check_rule(text: &str, sbindir: &str) {
 
 #[test]
 fn install_puts_every_file_in_place_and_is_idempotent() {
-    let tmp = TempDir::new("layout");
-    let dest = tmp.0.join("dest");
+    let tmp = temp_dir("layout");
+    let dest = tmp.path().join("dest");
     let (_, first) = install_into(&dest, None);
     let (_, second) = install_into(&dest, None);
     assert_eq!(first, second, "a second install must do the same");
@@ -227,8 +213,8 @@ fn install_puts_every_file_in_place_and_is_idempotent() {
 
 #[test]
 fn sbindir_is_substituted_into_the_rule() {
-    let tmp = TempDir::new("sbindir");
-    let dest = tmp.0.join("dest");
+    let tmp = temp_dir("sbindir");
+    let dest = tmp.path().join("dest");
     install_into(&dest, Some("/opt/mdevkit/sbin"));
     assert!(dest.join("opt/mdevkit/sbin/mdevctl").is_file());
     check_rule(
@@ -272,20 +258,20 @@ fn the_rule_refuses_paths_that_would_break_its_quoting() {
 
 #[test]
 fn man_pages_document_every_option_of_every_command() {
-    let tmp = TempDir::new("man");
+    let tmp = temp_dir("man");
     let pages = docs::man_pages().unwrap_or_else(|e| panic!("rendering man pages: {e:#}"));
     let written =
-        docs::write_all(&tmp.0, &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
+        docs::write_all(tmp.path(), &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
     assert!(written.len() >= 2);
     let cmd = docs::mdevctl_command();
-    let main = man_text(&tmp.0.join("mdevctl.8"));
+    let main = man_text(&tmp.path().join("mdevctl.8"));
     for sub in docs::visible_subcommands(&cmd) {
         let name = sub.get_name();
         assert!(
             main.contains(&format!("mdevctl {name}")),
             "mdevctl.8 lacks {name}"
         );
-        let own = man_text(&tmp.0.join(format!("mdevctl-{name}.8")));
+        let own = man_text(&tmp.path().join(format!("mdevctl-{name}.8")));
         for opt in man_spellings(&sub) {
             assert!(main.contains(&opt), "mdevctl.8 lacks {name} {opt}");
             assert!(own.contains(&opt), "mdevctl-{name}.8 lacks {opt}");
@@ -300,7 +286,7 @@ fn man_pages_document_every_option_of_every_command() {
     ] {
         assert!(main.contains(var), "mdevctl.8 lacks {var}");
     }
-    let ls = man_text(&tmp.0.join("lsmdev.8"));
+    let ls = man_text(&tmp.path().join("lsmdev.8"));
     for opt in man_spellings(&docs::lsmdev_command()) {
         assert!(ls.contains(&opt), "lsmdev.8 lacks {opt}");
     }
@@ -347,10 +333,10 @@ fn completions_offer_every_subcommand_and_option() {
 /// `logger -t mdevctl`, stderr `logger -t mdevctl -p 2`, and `%k` must be the parent.
 #[test]
 fn the_rule_command_routes_output_and_errors_to_the_log() {
-    let tmp = TempDir::new("rule-run");
-    let sbin = tmp.0.join("sbin");
-    let bin = tmp.0.join("bin");
-    let log = tmp.0.join("log");
+    let tmp = temp_dir("rule-run");
+    let sbin = tmp.path().join("sbin");
+    let bin = tmp.path().join("bin");
+    let log = tmp.path().join("log");
     let script = |path: &Path, body: &str| {
         let ok = fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))
             .and_then(|()| fs::write(path, format!("#!/bin/sh\n{body}\n")))
@@ -404,11 +390,11 @@ fn the_rule_command_routes_output_and_errors_to_the_log() {
 /// pass groff's checks when groff is there.
 #[test]
 fn bash_loads_the_completions_and_groff_accepts_the_pages() {
-    let tmp = TempDir::new("load");
-    let written = docs::write_all(&tmp.0, &docs::completions())
+    let tmp = temp_dir("load");
+    let written = docs::write_all(tmp.path(), &docs::completions())
         .unwrap_or_else(|e| panic!("writing completions: {e:#}"));
     for bin in ["mdevctl", "lsmdev"] {
-        let file = tmp.0.join("bash").join(bin);
+        let file = tmp.path().join("bash").join(bin);
         assert!(written.contains(&file));
         let script = format!("source {} && complete -p {bin}", file.display());
         let out = Command::new("bash")
@@ -423,7 +409,7 @@ fn bash_loads_the_completions_and_groff_accepts_the_pages() {
     }
     let pages = docs::man_pages().unwrap_or_else(|e| panic!("rendering man pages: {e:#}"));
     let written =
-        docs::write_all(&tmp.0, &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
+        docs::write_all(tmp.path(), &pages).unwrap_or_else(|e| panic!("writing man pages: {e:#}"));
     for page in written {
         // -ww: all warnings; -z: no output. Skipped where groff is not installed.
         let Ok(out) = Command::new("groff")
@@ -445,8 +431,8 @@ fn bash_loads_the_completions_and_groff_accepts_the_pages() {
 /// directories, plus the `mdevkit` binary and units once they exist in the workspace.
 #[test]
 fn the_install_list_is_exactly_the_packages_files() {
-    let tmp = TempDir::new("list");
-    let dest = tmp.0.join("dest");
+    let tmp = temp_dir("list");
+    let dest = tmp.path().join("dest");
     let (_, staged) = install_into(&dest, None);
     let mut got: Vec<PathBuf> = staged;
     got.sort();
@@ -472,8 +458,8 @@ fn the_install_list_is_exactly_the_packages_files() {
 /// names `mdevctl`; a directory that would need escaping in `ExecStart=` is refused.
 #[test]
 fn the_boot_unit_runs_the_installed_mdevkit() {
-    let tmp = TempDir::new("unit");
-    let dest = tmp.0.join("dest");
+    let tmp = temp_dir("unit");
+    let dest = tmp.path().join("dest");
     install_into(&dest, Some("/usr/local/sbin"));
     let unit_path = dest.join("usr/lib/systemd/system/mdevkit-apply.service");
     assert_eq!(mode(&unit_path), 0o644);
@@ -496,8 +482,8 @@ fn the_boot_unit_runs_the_installed_mdevkit() {
 
 #[test]
 fn mdev_sim_is_a_package_of_its_own_in_bindir() {
-    let tmp = TempDir::new("sim");
-    let dest = tmp.0.join("dest");
+    let tmp = temp_dir("sim");
+    let dest = tmp.path().join("dest");
     let layout = Layout::new(dest.clone(), PathBuf::from("/usr"), DirOverrides::default())
         .unwrap_or_else(|e| panic!("layout: {e:#}"));
     let req = Request {
@@ -517,7 +503,7 @@ fn mdev_sim_is_a_package_of_its_own_in_bindir() {
 /// time stamp, so two installs give identical bytes.
 #[test]
 fn gzipped_man_pages_are_reproducible_and_decompress_to_the_page() {
-    let tmp = TempDir::new("gz");
+    let tmp = temp_dir("gz");
     let pages = docs::man_pages().unwrap_or_else(|e| panic!("{e:#}"));
     let page = pages
         .iter()
@@ -525,7 +511,7 @@ fn gzipped_man_pages_are_reproducible_and_decompress_to_the_page() {
         .unwrap_or_else(|| panic!("no mdevctl.8"));
     let gz = install::gzip(&page.bytes).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(install::gzip(&page.bytes).ok(), Some(gz.clone()));
-    let path = tmp.0.join("mdevctl.8.gz");
+    let path = tmp.path().join("mdevctl.8.gz");
     assert!(fs::write(&path, &gz).is_ok());
     let out = Command::new("gzip").arg("-dc").arg(&path).output();
     let out = out.unwrap_or_else(|e| panic!("gzip -dc: {e}"));

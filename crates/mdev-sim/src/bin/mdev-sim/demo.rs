@@ -41,7 +41,12 @@ pub fn run(mdevctl: Option<PathBuf>) -> anyhow::Result<()> {
         );
     }
     fuse_available().map_err(|reason| anyhow!("FUSE is not available here: {reason}"))?;
-    let root = std::env::temp_dir().join(format!("mdev-sim-demo-{}", std::process::id()));
+    // Removed when dropped, also when a step below fails.
+    let dir = tempfile::Builder::new()
+        .prefix("mdev-sim-demo-")
+        .tempdir()
+        .context("cannot create the demo's root directory")?;
+    let root = dir.path().to_path_buf();
     mdev_sim::prepare_env_root(&root)?;
     let profile = Profile::builtin("demo")?;
     let sim = Sim::mount(&root.join("sys"), profile)?;
@@ -66,8 +71,9 @@ pub fn run(mdevctl: Option<PathBuf>) -> anyhow::Result<()> {
         unexpected: Vec::new(),
     };
     s.script(&sim);
+    // Unmount before the directory under the mount point goes.
     drop(sim);
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = dir.close();
     if s.unexpected.is_empty() {
         println!("\n# demo finished: every step behaved as expected");
         Ok(())
