@@ -212,11 +212,12 @@ async fn apply(
         ProfileState::Failed => log::error!("{message}"),
         _ => log::info!("{message}"),
     }
-    if let Err(e) = api.set_state(&config.labels.state, state).await {
-        log::warn!("cannot set {} to {}: {e}", config.labels.state, state.as_str());
-    }
+    // The Event first: whoever sees the final state finds its reason already there.
     if let Err(e) = api.event(kind, event_reason, &message).await {
         log::warn!("cannot record an event on node {}: {e}", api.name());
+    }
+    if let Err(e) = api.set_state(&config.labels.state, state).await {
+        log::warn!("cannot set {} to {}: {e}", config.labels.state, state.as_str());
     }
     Attempt {
         profile: profile.to_owned(),
