@@ -189,10 +189,7 @@ async fn apply(
             format!(
                 "profile '{profile}' applied: {} change(s){}",
                 changes.len(),
-                changes
-                    .iter()
-                    .map(|c| format!("\n{c}"))
-                    .collect::<String>()
+                changes.iter().map(|c| format!("\n{c}")).collect::<String>()
             ),
         ),
         Outcome::Invalid { reason } => (
@@ -217,7 +214,11 @@ async fn apply(
         log::warn!("cannot record an event on node {}: {e}", api.name());
     }
     if let Err(e) = api.set_state(&config.labels.state, state).await {
-        log::warn!("cannot set {} to {}: {e}", config.labels.state, state.as_str());
+        log::warn!(
+            "cannot set {} to {}: {e}",
+            config.labels.state,
+            state.as_str()
+        );
     }
     Attempt {
         profile: profile.to_owned(),

@@ -86,8 +86,9 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
                 .await
                 .with_context(|| format!("cannot use kubeconfig {}", path.display()))?
         }
-        None => kube::Config::incluster()
-            .context("cannot use the in-cluster service account (outside a pod, give --kubeconfig)")?,
+        None => kube::Config::incluster().context(
+            "cannot use the in-cluster service account (outside a pod, give --kubeconfig)",
+        )?,
     };
     kube::Client::try_from(config).context("cannot make a Kubernetes client")
 }

@@ -108,7 +108,12 @@ impl Fleet {
         let log = std::fs::File::create(self.path("agent.log")).unwrap();
         let child = Command::new(AGENT)
             .args(["--node-name", NODE, "--period", "1s", "--wait", "0s"])
-            .args(["--profile-label", PROFILE_LABEL, "--state-label", STATE_LABEL])
+            .args([
+                "--profile-label",
+                PROFILE_LABEL,
+                "--state-label",
+                STATE_LABEL,
+            ])
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("-f")
@@ -139,7 +144,12 @@ impl Fleet {
     /// Waits for a `pending` and a final state after the first `before` state patches.
     pub fn wait_after(&self, before: usize) -> String {
         let states = self.api.wait_states(before + 2);
-        assert_eq!(states[before], "pending", "{states:?}\n{}", self.agent_log());
+        assert_eq!(
+            states[before],
+            "pending",
+            "{states:?}\n{}",
+            self.agent_log()
+        );
         states[before + 1].clone()
     }
 

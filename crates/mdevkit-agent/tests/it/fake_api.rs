@@ -278,7 +278,8 @@ fn serve(conn: TcpStream, shared: &(Mutex<Cluster>, Condvar)) {
         ("GET", "/api/v1/nodes") if watching => {
             call("watch", "nodes");
             assert!(
-                req.query.contains(&format!("fieldSelector=metadata.name%3D{NODE}")),
+                req.query
+                    .contains(&format!("fieldSelector=metadata.name%3D{NODE}")),
                 "{}",
                 req.query
             );
@@ -303,7 +304,8 @@ fn serve(conn: TcpStream, shared: &(Mutex<Cluster>, Condvar)) {
         ("POST", "/api/v1/namespaces/default/events") => {
             call("create", "events");
             let mut event: Value = serde_json::from_slice(&req.body).unwrap();
-            event["metadata"]["name"] = json!(format!("{NODE}.{}", lock.lock().unwrap().events.len()));
+            event["metadata"]["name"] =
+                json!(format!("{NODE}.{}", lock.lock().unwrap().events.len()));
             lock.lock().unwrap().events.push(event.clone());
             cond.notify_all();
             respond(&conn, "201 Created", &event);
@@ -325,7 +327,8 @@ fn watch(mut conn: TcpStream, req: &Request, lock: &Mutex<Cluster>) {
         let mut c = lock.lock().unwrap();
         if c.version > since {
             // Changes the client missed: the node as it is now stands for them.
-            tx.send(json!({"type": "MODIFIED", "object": c.node})).unwrap();
+            tx.send(json!({"type": "MODIFIED", "object": c.node}))
+                .unwrap();
         }
         c.watchers.push(tx);
         c.streams.push(conn.try_clone().unwrap());

@@ -19,12 +19,20 @@ fn label_set_applies_the_profile_and_reports_success() {
         c.calls.contains(&("watch".into(), "nodes".into()))
     });
     assert!(f.defined().is_empty());
-    assert_eq!(f.label_and_wait(Some("small")), "success", "{}", f.agent_log());
+    assert_eq!(
+        f.label_and_wait(Some("small")),
+        "success",
+        "{}",
+        f.agent_log()
+    );
     assert_eq!(f.on_parent("mtty").len(), 1);
     assert_eq!(f.active().len(), 1);
     let (reason, message) = f.api.last_event();
     assert_eq!(reason, "ProfileApplied");
-    assert!(message.contains("profile 'small' applied: 2 change(s)"), "{message}");
+    assert!(
+        message.contains("profile 'small' applied: 2 change(s)"),
+        "{message}"
+    );
     let event = f.api.with(|c| c.events[0].clone());
     assert_eq!(event["involvedObject"]["kind"], "Node");
     assert_eq!(event["involvedObject"]["name"], crate::fake_api::NODE);
@@ -39,7 +47,12 @@ fn label_change_applies_the_other_profile_and_shared_devices_keep_their_uuids() 
     f.start_agent();
     assert_eq!(f.label_and_wait(Some("small")), "success");
     let small = f.on_parent("mtty");
-    assert_eq!(f.label_and_wait(Some("large")), "success", "{}", f.agent_log());
+    assert_eq!(
+        f.label_and_wait(Some("large")),
+        "success",
+        "{}",
+        f.agent_log()
+    );
     let large = f.on_parent("mtty");
     assert_eq!(large.len(), 2);
     assert!(small.is_subset(&large), "{small:?} {large:?}");
@@ -85,11 +98,18 @@ fn invalid_file_fails_with_its_line_and_leaves_the_host_untouched() {
     assert!(message.contains("config.yaml:6:"), "{message}");
     assert!(message.contains("unknown field `tpye`"), "{message}");
     assert!(message.contains("nothing changed"), "{message}");
-    assert_eq!(f.api.with(|c| c.events.last().unwrap()["type"].clone()), "Warning");
+    assert_eq!(
+        f.api.with(|c| c.events.last().unwrap()["type"].clone()),
+        "Warning"
+    );
     assert_eq!((f.defined(), f.active()), host);
     // An unknown profile is refused the same way.
     assert_eq!(f.label_and_wait(Some("nosuch")), "failed");
-    assert!(f.api.last_event().1.contains("nosuch"), "{:?}", f.api.last_event());
+    assert!(
+        f.api.last_event().1.contains("nosuch"),
+        "{:?}",
+        f.api.last_event()
+    );
     assert_eq!((f.defined(), f.active()), host);
 }
 
@@ -161,8 +181,8 @@ fn apply_waits_for_the_host_lock() {
         return;
     };
     // Another agent (or mdevctl) holds the lock, as during a rolling update.
-    let held = mdevkit::host::lock::acquire(&f.path("run/lock/mdevctl.lock"), Duration::ZERO)
-        .unwrap();
+    let held =
+        mdevkit::host::lock::acquire(&f.path("run/lock/mdevctl.lock"), Duration::ZERO).unwrap();
     f.start_agent();
     let before = f.api.with(|c| c.states.len());
     f.api.label(PROFILE_LABEL, Some("small"));

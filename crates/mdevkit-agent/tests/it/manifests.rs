@@ -41,10 +41,13 @@ fn documents() -> Vec<(String, Value)> {
 
 /// Parses `doc` as `T` and insists that serialising it again gives the same document.
 fn typed<T: DeserializeOwned + Serialize>(file: &str, doc: &Value) -> T {
-    let t: T = serde_json::from_value(doc.clone())
-        .unwrap_or_else(|e| panic!("{file}: {e}\n{doc:#}"));
+    let t: T =
+        serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{file}: {e}\n{doc:#}"));
     let again = serde_json::to_value(&t).unwrap();
-    assert_eq!(&again, doc, "{file}: a field was dropped or changed on the way through");
+    assert_eq!(
+        &again, doc,
+        "{file}: a field was dropped or changed on the way through"
+    );
     t
 }
 
@@ -105,11 +108,20 @@ fn daemon_set_runs_the_agent_with_mdevctls_host_paths() {
     assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
     assert_eq!(subject.namespace, sa.metadata.namespace);
     let agent = &spec.containers[0];
-    assert_eq!(agent.security_context.as_ref().unwrap().privileged, Some(true));
+    assert_eq!(
+        agent.security_context.as_ref().unwrap().privileged,
+        Some(true)
+    );
     assert!(agent.resources.as_ref().unwrap().requests.is_some());
     let env = agent.env.as_ref().unwrap();
     let node = env.iter().find(|e| e.name == "NODE_NAME").unwrap();
-    let field = node.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+    let field = node
+        .value_from
+        .as_ref()
+        .unwrap()
+        .field_ref
+        .as_ref()
+        .unwrap();
     assert_eq!(field.field_path, "spec.nodeName");
     let mounts: BTreeSet<String> = agent
         .volume_mounts
@@ -136,9 +148,15 @@ fn daemon_set_runs_the_agent_with_mdevctls_host_paths() {
         .collect();
     assert_eq!(
         host_paths,
-        ["/sys", "/etc/mdevctl.d", "/var/lib/mdevkit", "/run/lock", "/etc/machine-id"]
-            .map(String::from)
-            .into()
+        [
+            "/sys",
+            "/etc/mdevctl.d",
+            "/var/lib/mdevkit",
+            "/run/lock",
+            "/etc/machine-id"
+        ]
+        .map(String::from)
+        .into()
     );
     // The arguments are ones the agent accepts.
     let args = agent.args.as_ref().unwrap();
@@ -148,7 +166,11 @@ fn daemon_set_runs_the_agent_with_mdevctls_host_paths() {
         .env("NODE_NAME", "x")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -156,7 +178,11 @@ fn cluster_role_grants_exactly_what_the_agent_calls() {
     let role: ClusterRole = find("ClusterRole");
     let mut granted = BTreeSet::new();
     for rule in role.rules.unwrap() {
-        assert_eq!(rule.api_groups, Some(vec![String::new()]), "core group only");
+        assert_eq!(
+            rule.api_groups,
+            Some(vec![String::new()]),
+            "core group only"
+        );
         assert!(rule.resource_names.is_none());
         for resource in rule.resources.unwrap() {
             for verb in &rule.verbs {
