@@ -150,6 +150,21 @@ async fn drifted(host: &HostSetup, file: &FileSnapshot, profile: &str) -> bool {
     }
 }
 
+/// The first changes, one a line, for an Event's message (kept short: events are for
+/// people; the agent logs them all at debug level).
+fn listed(changes: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut out: String = changes
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("\n{c}"))
+        .collect();
+    if let Some(more) = changes.len().checked_sub(SHOWN).filter(|m| *m > 0) {
+        out.push_str(&format!("\n... and {more} more"));
+    }
+    out
+}
+
 /// Applies `profile`, reporting through the state label and an Event.
 async fn apply(
     api: &NodeApi,
@@ -189,7 +204,7 @@ async fn apply(
             format!(
                 "profile '{profile}' applied: {} change(s){}",
                 changes.len(),
-                changes.iter().map(|c| format!("\n{c}")).collect::<String>()
+                listed(changes)
             ),
         ),
         Outcome::Invalid { reason } => (
@@ -205,6 +220,11 @@ async fn apply(
             format!("profile '{profile}' failed: {reason}"),
         ),
     };
+    if let Outcome::Applied { changes } = &outcome {
+        for c in changes {
+            log::debug!("done: {c}");
+        }
+    }
     match state {
         ProfileState::Failed => log::error!("{message}"),
         _ => log::info!("{message}"),
@@ -224,5 +244,20 @@ async fn apply(
         profile: profile.to_owned(),
         file,
         outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed;
+
+    #[test]
+    fn event_messages_list_at_most_ten_changes() {
+        let changes: Vec<String> = (0..12).map(|i| format!("+ define {i}")).collect();
+        let text = listed(&changes);
+        assert_eq!(text.lines().filter(|l| l.starts_with('+')).count(), 10);
+        assert!(text.ends_with("\n... and 2 more"), "{text}");
+        assert_eq!(listed(&changes[..10]).lines().count(), 11);
+        assert_eq!(listed(&[]), "");
     }
 }
