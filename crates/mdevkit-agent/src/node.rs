@@ -74,6 +74,15 @@ impl NodeApi {
     /// Records an Event on the node (core/v1, in the `default` namespace, as the
     /// kubelet's node events are).
     pub async fn event(&self, kind: EventType, reason: &str, message: &str) -> kube::Result<()> {
+        // The Node's uid, so that `kubectl describe node` lists the Event; without it
+        // (the Node unreadable just now) the Event still names the Node.
+        let uid = match self.nodes.get(&self.name).await {
+            Ok(node) => node.metadata.uid,
+            Err(e) => {
+                log::warn!("cannot read node {}: {e}", self.name);
+                None
+            }
+        };
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let event = Event {
             metadata: ObjectMeta {
@@ -84,6 +93,7 @@ impl NodeApi {
                 api_version: Some("v1".into()),
                 kind: Some("Node".into()),
                 name: Some(self.name.clone()),
+                uid,
                 ..ObjectReference::default()
             },
             reason: Some(reason.into()),

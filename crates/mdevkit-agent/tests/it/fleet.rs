@@ -36,6 +36,10 @@ fn label_set_applies_the_profile_and_reports_success() {
     let event = f.api.with(|c| c.events[0].clone());
     assert_eq!(event["involvedObject"]["kind"], "Node");
     assert_eq!(event["involvedObject"]["name"], crate::fake_api::NODE);
+    assert_eq!(
+        event["involvedObject"]["uid"],
+        f.api.with(|c| c.node["metadata"]["uid"].clone())
+    );
     assert_eq!(event["type"], "Normal");
 }
 
