@@ -58,7 +58,7 @@ step "rustdoc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --document-private-items
 # A binary named like its package's library is skipped by `cargo doc`, and `mdevkit`
 # would collide with the library of that name: document each binary on its own.
-for target in mdevctl:mdevctl mdev-sim:mdev-sim xtask:xtask mdevkit-cli:mdevkit; do
+for target in mdevctl:mdevctl mdev-sim:mdev-sim xtask:xtask mdevkit-cli:mdevkit mdevkit-agent:mdevkit-agent; do
     cargo rustdoc -q --locked -p "${target%%:*}" --bin "${target#*:}" -- \
         --document-private-items -D warnings
 done
