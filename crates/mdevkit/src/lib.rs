@@ -1,10 +1,11 @@
-//! mdevkit: the library behind the `mdevctl` and `lsmdev` commands.
+//! mdevkit: the library behind the `mdevctl`, `lsmdev`, `mdevkit` and `mdevkit-agent` commands.
 //!
 //! Layout: [`names`] holds validated names; [`host`] is the only module that touches the
 //! OS; [`config`] and [`store`] own the definition files; [`sysfs`] reads and writes the
 //! kernel's mdev interface; [`render`] keeps output byte-exact; [`ops`] has one module per
 //! command. [`desired`] is `mdevkit`'s desired state, over the [`observed`] model that the
-//! [`backend`]s fill.
+//! [`backend`]s fill (mdev, and NVIDIA's vendor-specific VFIO in [`nvidia_vf`]);
+//! [`inventory`] lists both; [`doctor`] checks a host's readiness; [`events`] watches it.
 
 pub mod backend;
 pub mod callouts;
