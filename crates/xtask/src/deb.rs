@@ -153,6 +153,17 @@ fn build_one(package: Package, built: &Path, out: &Path, arch: &str) -> Result<B
             package,
         });
     }
+    // Lintian overrides, each with its reason in the file and in docs/install.md.
+    let overrides = packaging_dir().join(format!("{name}.lintian-overrides"));
+    if overrides.is_file() {
+        let target = PathBuf::from("/usr/share/lintian/overrides").join(name);
+        fsutil::write_file(&layout.staged(&target), read(&overrides)?.as_bytes(), 0o644)?;
+        list.push(Installed {
+            path: target,
+            kind: Kind::File,
+            package,
+        });
+    }
 
     let control_dir = root.join("DEBIAN");
     let template = read(&packaging_dir().join(format!("{name}.control")))?;
