@@ -51,6 +51,11 @@ mkdir -p "$W/etc/mdevctl.d"
 mount --bind "$W/etc" /etc
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var
+# The script directories an installed mdevctl has (upstream's refuses to run without
+# them), empty, on a tmpfs: nothing is left on the host but the mount point.
+mkdir -p /usr/lib/mdevctl
+mount -t tmpfs tmpfs /usr/lib/mdevctl
+mkdir -p /usr/lib/mdevctl/scripts.d/callouts /usr/lib/mdevctl/scripts.d/notifiers
 # libudev subscribes to udev's group only where udevd seems to run.
 mkdir -p /run/udev
 : >/run/udev/control
