@@ -742,6 +742,98 @@ group_doctor() {
 
 # ---------------------------------------------------------------- main
 
+# ---------------------------------------------------------------- mdevkit desired state
+
+# mk ARGS... : run mdevkit; sets RC, LAST_CMD; output in $OUT and $ERR
+mk() {
+    CALLS=$((CALLS + 1))
+    LAST_CMD="mdevkit $*"
+    timeout "$CMD_TIMEOUT" mdevkit "$@" >"$OUT" 2>"$ERR" </dev/null
+    RC=$?
+}
+
+# type_devices PARENT TYPE : the UUIDs the kernel lists under that type, sorted
+type_devices() { names "$MDEV_BUS/$1/mdev_supported_types/$2/devices" | sort; }
+
+group_desired() {
+    if ! command -v mdevkit >/dev/null 2>&1; then
+        echo "  | (group desired skipped: no mdevkit binary in this image)"
+        return
+    fi
+    # Counted devices take their UUIDs from the machine id; the initramfs has none.
+    [ -s /etc/machine-id ] || echo 5f0c3b3e1a2d4c6b8e9f0a1b2c3d4e5f >/etc/machine-id
+    local f=/tmp/desired.yaml before first second kept
+    before=$(active_count)
+    # A type by its name (mtty's `name` file) and by its id; a glob selecting mdpy only.
+    printf '%s\n' \
+        'version: 1' \
+        'default-profile: samples' \
+        'profiles:' \
+        '  samples:' \
+        '    - parents: mtty' \
+        '      devices:' \
+        '        - type: "Dual port serial"' \
+        '          count: 2' \
+        '          start: auto' \
+        '    - parents: "md*"' \
+        '      devices:' \
+        '        - type: mdpy-vga' \
+        '          count: 1' \
+        '          start: auto' \
+        '  smaller:' \
+        '    - parents: mtty' \
+        '      devices:' \
+        '        - type: "Dual port serial"' \
+        '          count: 1' \
+        '          start: auto' \
+        '  none: []' >"$f"
+    mk validate -f "$f"
+    check "validate accepts the file" rc_is 0
+    mk plan -f "$f"
+    check "plan exits 2 (changes pending) on a fresh guest" rc_is 2
+    mk apply -f "$f"
+    check "apply exits 0" rc_is 0
+    check_sys "the kernel has 2 mtty-2 devices" test "$(type_devices mtty mtty-2 | wc -l)" = 2
+    check_sys "the kernel has 1 mdpy-vga device" test "$(type_devices mdpy mdpy-vga | wc -l)" = 1
+    check_sys "3 more devices in all" test "$(active_count)" = "$((before + 3))"
+    mc list -d
+    check "the 3 devices are mdevctl definitions, auto" \
+        test "$(grep -c ' auto' "$OUT")" = 3
+    mk assert -f "$f"
+    check "assert exits 0 after apply" rc_is 0
+    mk plan -f "$f"
+    check "plan exits 0 (nothing to do) after apply" rc_is 0
+    first=$(type_devices mtty mtty-2 | tr '\n' ' ')
+    mk apply -f "$f"
+    check "a second apply exits 0" rc_is 0
+    check_sys "a second apply keeps the same UUIDs" \
+        test "$(type_devices mtty mtty-2 | tr '\n' ' ')" = "$first"
+    # Drift behind mdevkit's back, then repair.
+    kept=$(type_devices mdpy mdpy-vga)
+    if [ -n "$kept" ]; then echo 1 >"$MDEV_DEVS/$kept/remove"; fi
+    mk assert -f "$f"
+    check "assert exits 1 once a device was removed by hand" rc_is 1
+    mk apply -f "$f"
+    check_sys "apply brings the same device back" \
+        test -n "$kept" -a "$(type_devices mdpy mdpy-vga)" = "$kept"
+    # Another profile: only the difference changes.
+    mk apply -f "$f" -c smaller
+    check "switching to a smaller profile exits 0" rc_is 0
+    second=$(type_devices mtty mtty-2)
+    check_sys "one mtty-2 device is left, one of the two it had" \
+        test "$(echo "$second" | wc -w)" = 1 -a -n "$second" -a "${first#*"$second"}" != "$first"
+    check_sys "the mdpy device the other profile owned is gone" \
+        test -z "$(type_devices mdpy mdpy-vga)"
+    mk export
+    check "export exits 0" rc_is 0
+    cp "$OUT" /tmp/exported.yaml
+    mk plan -f /tmp/exported.yaml
+    check "the exported file plans to no changes" rc_is 0
+    mk apply -f "$f" -c none
+    check "the empty profile removes what apply owns" rc_is 0
+    check_sys "the guest is back to its device count" test "$(active_count)" = "$before"
+}
+
 run_group() {
     GROUP=$1
     if [ -n "$RK_CHECKS_FILTER" ] && ! printf '%s\n' "$GROUP" | grep -qE -- "$RK_CHECKS_FILTER"; then
@@ -753,7 +845,7 @@ run_group() {
     reset_state
 }
 
-for g in record uevents environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart doctor final; do
+for g in record uevents environment types transient multi_parent defined jsonfile exhaustion duplicate errors autostart doctor desired final; do
     run_group "$g"
 done
 
