@@ -230,6 +230,43 @@ fn assert(env: &Env, t: &Target) -> anyhow::Result<Outcome> {
     Ok(Outcome::Differs)
 }
 
+/// The line `apply` keeps rewriting on a terminal's stderr while it works (`[3/120] +
+/// define ...`), cleared when it is done; nothing at all when stderr is not a terminal or
+/// the plan has a single change, so scripts and logs see only the result.
+struct Progress {
+    terminal: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn on_terminal() -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, n: usize, total: usize, change: &mdevkit::backend::PlanStep) {
+        if !self.terminal || total < 2 {
+            return;
+        }
+        let line = render::change_line(change);
+        // Kept to one terminal line: `\r` and erase-line redraw it in place.
+        let line: String = line.chars().take(100).collect();
+        let _ = write!(std::io::stderr().lock(), "\r\x1b[K[{n}/{total}] {line}");
+        self.shown = true;
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.shown {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
 fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
     let (_, file) = env.load(&a.target.file)?;
     let name = profile_name(&file, &a.target)?;
@@ -255,7 +292,10 @@ fn apply(env: &Env, a: &ApplyArgs) -> anyhow::Result<Outcome> {
         emit(&format!("No changes: the host matches profile '{name}'.\n"))?;
         return Ok(Outcome::Done);
     }
-    let applied = session.apply(&p)?;
+    let applied = {
+        let mut bar = Progress::on_terminal();
+        session.apply_with_progress(&p, &mut |n, total, change| bar.show(n, total, change))?
+    };
     let mut out = String::new();
     for s in &applied.done {
         out.push_str(&render::change_line(s));

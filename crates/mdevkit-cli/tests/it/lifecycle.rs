@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::common::{marked, Env, GPU0, GPU1};
+use crate::common::{marked, Env, GPU0, GPU1, MDEVKIT};
 
 const AP: &str = "6c8ef8c3-9d8c-4c43-8d4f-5d1e0b6a9f10";
 const HAND: &str = "11111111-2222-4333-8444-555555555555";
@@ -242,4 +242,34 @@ fn the_json_plan_is_for_machines() {
     assert_eq!(changes[3]["action"], "start");
     assert_eq!(changes[3]["config"], serde_json::Value::Null);
     assert_eq!(v["unmanaged"], serde_json::json!([]));
+}
+
+/// On a terminal, apply redraws one progress line per change and clears it before the
+/// result; piped (as everywhere else in these tests), stderr stays empty.
+#[test]
+fn apply_on_a_terminal_shows_progress_then_clears_it() {
+    let Some(env) = Env::new("progress") else {
+        return;
+    };
+    let f = env.file("f.yaml", &gpus(2));
+    // script(1) runs the command on a pseudo-terminal and copies what it shows.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("'{MDEVKIT}' apply -f '{f}'"), "/dev/null"])
+        .env("MDEVCTL_ENV_ROOT", env.root.path())
+        .env_remove("MDEVKIT_PROFILE")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("\r\x1b[K[1/6] + define "), "{shown:?}");
+    assert!(shown.contains("\r\x1b[K[6/6] > start "), "{shown:?}");
+    // The progress line is erased before the result is printed.
+    let after = shown.rsplit("[6/6]").next().unwrap_or_default();
+    assert!(
+        after.contains("\r\x1b[K+ define   0000:83:00.0"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("Applied 6 change(s)"), "{shown:?}");
+    let piped = env.run(&["apply", "-f", &f, "-c", "desktops"]);
+    assert!(piped.stderr.is_empty(), "{:?}", piped.stderr);
 }

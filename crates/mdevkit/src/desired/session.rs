@@ -247,6 +247,16 @@ impl<'a> Session<'a> {
     /// reserved for the next apply), old ones whose VF still has the recorded type, and
     /// those of GPUs not visible now.
     pub fn apply(&self, plan: &Plan) -> Result<Applied, DesiredError> {
+        self.apply_with_progress(plan, &mut |_, _, _| {})
+    }
+
+    /// [`Session::apply`], telling `progress` before each change: its number (from 1),
+    /// the number of changes and the change, so a terminal can show how far it got.
+    pub fn apply_with_progress(
+        &self,
+        plan: &Plan,
+        progress: &mut dyn FnMut(usize, usize, &PlanStep),
+    ) -> Result<Applied, DesiredError> {
         let mut owned = self.owned()?;
         let before = owned.vgpus.clone();
         owned.devices.extend(plan.wanted.iter().copied());
@@ -260,7 +270,9 @@ impl<'a> Session<'a> {
             .cloned()
             .map(PlanStep::Device)
             .chain(plan.vgpus.steps.iter().cloned().map(PlanStep::Vgpu));
-        for change in changes {
+        let total = plan.len();
+        for (n, change) in changes.enumerate() {
+            progress(n.saturating_add(1), total, &change);
             let kind = change.backend();
             let result = match self.backends.iter().find(|b| b.kind() == kind) {
                 Some(b) => b.execute(&change),
