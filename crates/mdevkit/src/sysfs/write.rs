@@ -159,17 +159,18 @@ pub struct AttrWriter<'h> {
     host: &'h Host,
     uuid: Uuid,
     dev: PathBuf,
-    dev_real: Option<PathBuf>,
+    /// The device directory's real path, resolved at the first attribute: a device started
+    /// without attributes (most auto-started ones) never pays for the walk.
+    dev_real: std::cell::OnceCell<Option<PathBuf>>,
 }
 
 impl<'h> AttrWriter<'h> {
     pub fn new(host: &'h Host, uuid: &Uuid) -> Self {
-        let dev = host.device_dir(uuid);
         AttrWriter {
             host,
             uuid: *uuid,
-            dev_real: host.canonicalize(&dev).ok(),
-            dev,
+            dev: host.device_dir(uuid),
+            dev_real: std::cell::OnceCell::new(),
         }
     }
 
@@ -185,7 +186,10 @@ impl<'h> AttrWriter<'h> {
                 path,
             });
         }
-        let inside = match (&self.dev_real, self.host.canonicalize(&path)) {
+        let dev_real = self
+            .dev_real
+            .get_or_init(|| self.host.canonicalize(&self.dev).ok());
+        let inside = match (dev_real, self.host.canonicalize(&path)) {
             (Some(dev_real), Ok(real)) => real.starts_with(dev_real),
             _ => false,
         };
