@@ -141,12 +141,10 @@ impl HostSetup {
         let planned = session
             .plan(&desired, Some(profile), PlanOptions::default())
             .map_err(|e| chain(&e))?;
-        let plan = &planned.plan;
-        Ok(plan
-            .steps
-            .iter()
-            .map(render::step_line)
-            .chain(plan.vgpus.steps.iter().map(render::vgpu_step_line))
+        Ok(planned
+            .plan
+            .changes()
+            .map(|c| render::change_line(&c))
             .collect())
     }
 }

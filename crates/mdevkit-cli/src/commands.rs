@@ -212,16 +212,7 @@ fn assert(env: &Env, t: &Target) -> anyhow::Result<Outcome> {
         emit(&format!("The host matches profile '{name}'.\n"))?;
         return Ok(Outcome::Done);
     }
-    let mut out = String::new();
-    for s in &p.steps {
-        out.push_str(&render::step_line(s));
-        out.push('\n');
-    }
-    for s in &p.vgpus.steps {
-        out.push_str(&render::vgpu_step_line(s));
-        out.push('\n');
-    }
-    emit(&out)?;
+    emit(&render::changes_text(&p))?;
     let _ = writeln!(
         std::io::stderr().lock(),
         "Error: the host differs from profile '{name}' by {} change(s)",

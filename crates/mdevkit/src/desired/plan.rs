@@ -91,6 +91,13 @@ impl Plan {
     pub fn len(&self) -> usize {
         self.steps.len().saturating_add(self.vgpus.steps.len())
     }
+
+    /// Every change, in the order apply runs them: the mdev steps, then the vGPU steps.
+    pub fn changes(&self) -> impl Iterator<Item = crate::backend::PlanStep> + '_ {
+        use crate::backend::PlanStep;
+        let devices = self.steps.iter().cloned().map(PlanStep::Device);
+        devices.chain(self.vgpus.steps.iter().cloned().map(PlanStep::Vgpu))
+    }
 }
 
 /// Tunables of a plan.

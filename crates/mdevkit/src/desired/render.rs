@@ -83,17 +83,19 @@ fn unmanaged_line(u: &Unmanaged, observed: &Observed) -> String {
     )
 }
 
+/// One line per change of `plan`, in the order apply runs them.
+pub fn changes_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for c in plan.changes() {
+        out.push_str(&change_line(&c));
+        out.push('\n');
+    }
+    out
+}
+
 /// The plan as text; the last line says whether anything would change.
 pub fn plan_text(profile: &str, plan: &Plan, observed: &Observed) -> String {
-    let mut out = String::new();
-    for s in &plan.steps {
-        out.push_str(&step_line(s));
-        out.push('\n');
-    }
-    for s in &plan.vgpus.steps {
-        out.push_str(&vgpu_step_line(s));
-        out.push('\n');
-    }
+    let mut out = changes_text(plan);
     for u in &plan.unmanaged {
         out.push_str(&unmanaged_line(u, observed));
         out.push('\n');

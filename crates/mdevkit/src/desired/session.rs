@@ -264,14 +264,8 @@ impl<'a> Session<'a> {
         self.save_state(&owned)?;
         let mut done = Vec::new();
         let mut failed = None;
-        let changes = plan
-            .steps
-            .iter()
-            .cloned()
-            .map(PlanStep::Device)
-            .chain(plan.vgpus.steps.iter().cloned().map(PlanStep::Vgpu));
         let total = plan.len();
-        for (n, change) in changes.enumerate() {
+        for (n, change) in plan.changes().enumerate() {
             progress(n.saturating_add(1), total, &change);
             let kind = change.backend();
             let result = match self.backends.iter().find(|b| b.kind() == kind) {
