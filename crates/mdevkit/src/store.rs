@@ -287,6 +287,19 @@ fn load_in(
     })
 }
 
+/// Reads and parses one definition file by its path (the listings read relative to their
+/// directory's fd instead, see [`scan`]).
+pub fn load(host: &Host, path: &Path) -> Result<DeviceConfig, StoreError> {
+    let bytes = host.read(path).map_err(|source| StoreError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    DeviceConfig::from_slice(&bytes).map_err(|source| StoreError::Malformed {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The store opened once to read single definitions by parent and UUID, each relative to
 /// it (the active listing reads one per active device for its `(defined)` marker).
 #[derive(Debug)]

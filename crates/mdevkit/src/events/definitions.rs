@@ -265,18 +265,7 @@ impl DefinitionWatch {
     ) {
         let key = (parent.clone(), uuid);
         let now = if self.host.is_file(&path) {
-            let loaded = self
-                .host
-                .read(&path)
-                .map_err(|source| store::StoreError::Read {
-                    path: path.clone(),
-                    source,
-                })
-                .and_then(|bytes| {
-                    DeviceConfig::from_slice(&bytes)
-                        .map_err(|source| store::StoreError::Malformed { path, source })
-                });
-            match loaded {
+            match store::load(&self.host, &path) {
                 Ok(config) => Some(config),
                 Err(e) => {
                     // Half a hand-written file, or garbage: not a definition (yet).
